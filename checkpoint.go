@@ -1,0 +1,109 @@
+package litestream
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// checkpointIfNeeded applies the checkpoint policy: a PASSIVE checkpoint
+// when the WAL holds MinCheckpointPageN pages, or every CheckpointInterval
+// when it holds more than our own one-frame write. There is no blocking
+// tier: v0.3's RESTART at MaxCheckpointPageN stalled every writer behind a
+// long reader. At MaxCheckpointPageN the WAL file is shrunk instead when it
+// restarts.
+func (db *DB) checkpointIfNeeded(ctx context.Context) error {
+	db.mu.Lock()
+	if db.shadow == nil {
+		db.mu.Unlock()
+		return nil
+	}
+	pages := int((db.shadow.Size() - WALHeaderSize) / db.shadow.Header().FrameSize())
+	due := (db.MinCheckpointPageN > 0 && pages >= db.MinCheckpointPageN) ||
+		(db.CheckpointInterval > 0 && pages > 1 && time.Since(db.lastCheckpoint) >= db.CheckpointInterval)
+	db.mu.Unlock()
+	if !due {
+		return nil
+	}
+	// Never checkpoint while a snapshot reads the database file.
+	if !db.ckptMu.TryLock() {
+		return nil
+	}
+	defer db.ckptMu.Unlock()
+	return db.Checkpoint(ctx, db.MaxCheckpointPageN > 0 && pages >= db.MaxCheckpointPageN)
+}
+
+// Checkpoint copies the WAL to its end and runs a PASSIVE checkpoint while
+// holding the database's write lock, so no transaction can slip in between
+// the last copy and the checkpoint. If every frame was backfilled, it then
+// makes the write that restarts the WAL and copies the new header into the
+// next shadow index. shrink asks SQLite to truncate the WAL file on restart.
+//
+// Why this is safe: SQLite restarts a WAL only when a checkpoint backfilled
+// all of it and no reader holds a WAL read mark. Our read transaction is
+// re-opened before the write lock is released, so at most one restart can
+// follow this checkpoint, and only before any other frame is appended to
+// the old WAL; copyWAL accepts exactly that one restart as a rollover.
+func (db *DB) Checkpoint(ctx context.Context, shrink bool) (err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.init(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	db.lastCheckpoint = start
+	db.restartAllowed = false
+	defer func() {
+		db.stats.Checkpoints++
+		db.stats.CheckpointTime += time.Since(start)
+		if err != nil {
+			db.stats.CheckpointErrs++
+		}
+	}()
+
+	if err := db.conns.acquireRead(ctx); err != nil {
+		return err
+	}
+	if err := db.copyWAL(ctx); err != nil { // most bytes, before blocking writers
+		return err
+	}
+	if err := db.conns.lockWrite(ctx); err != nil {
+		return err
+	}
+	locked := time.Now()
+	complete, frames, err := func() (bool, int, error) {
+		defer func() {
+			if uerr := db.conns.unlockWrite(ctx); uerr != nil && err == nil {
+				err = uerr
+			}
+		}()
+		if err := db.copyWAL(ctx); err != nil {
+			return false, 0, err
+		}
+		if err := db.conns.releaseRead(ctx); err != nil {
+			return false, 0, err
+		}
+		complete, frames, cerr := db.conns.checkpointPassive(ctx)
+		// Re-take the read lock before other writers can run.
+		if err := db.conns.acquireRead(ctx); err != nil {
+			return false, 0, err
+		}
+		return complete, frames, cerr
+	}()
+	held := time.Since(locked)
+	if held > db.stats.MaxLockHeld {
+		db.stats.MaxLockHeld = held
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	db.Logger.Debug("checkpoint", "db", db.path, "frames", frames, "complete", complete, "lock_held", held)
+	if !complete || frames == 0 {
+		return nil
+	}
+	db.restartAllowed = true
+	if err := db.conns.bumpSeq(ctx, shrink); err != nil {
+		return err
+	}
+	return db.copyWAL(ctx)
+}

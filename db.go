@@ -1,0 +1,454 @@
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Engine defaults (Litestream v0.3's).
+const (
+	DefaultMonitorInterval    = 1 * time.Second
+	DefaultCheckpointInterval = 1 * time.Minute
+	DefaultMinCheckpointPageN = 1000
+	DefaultMaxCheckpointPageN = 10000
+)
+
+// DB watches one SQLite database: it copies committed WAL frames into the
+// shadow WAL of the current generation, runs checkpoints, and feeds its
+// replicas. All access to the database goes through SQLite.
+type DB struct {
+	path     string
+	metaPath string
+	Logger   *slog.Logger
+
+	MonitorInterval    time.Duration // copy the WAL this often
+	CheckpointInterval time.Duration // checkpoint at least this often when the WAL has frames
+	MinCheckpointPageN int           // PASSIVE checkpoint at this many WAL pages
+	MaxCheckpointPageN int           // at this many pages, also shrink the WAL file when it restarts
+
+	Replicas []*Replica
+
+	// ckptMu keeps checkpoints out while snapshots read the database file:
+	// snapshots take it shared, a checkpoint takes it exclusive.
+	ckptMu sync.RWMutex
+
+	mu             sync.Mutex // guards everything below
+	conns          *dbConns
+	pageSize       int
+	generation     string
+	shadow         *ShadowWAL
+	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
+	lastCheckpoint time.Time // time of our last checkpoint attempt
+	changed        chan struct{}
+	stats          DBStats
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// DBStats are counters kept for metrics and tests.
+type DBStats struct {
+	WALBytes        int64 // committed WAL bytes copied into the shadow WAL
+	Checkpoints     int64
+	CheckpointErrs  int64
+	CheckpointTime  time.Duration
+	MaxLockHeld     time.Duration // longest time the write lock was held by a checkpoint
+	Generations     int64         // generations started by this process
+	LastNewGenCause string
+}
+
+// NewDB returns a DB for the database at path, with v0.3's defaults. The
+// meta directory defaults to "<dir>/.<name>-litestream".
+func NewDB(path string) *DB {
+	dir, base := filepath.Split(path)
+	return &DB{
+		path:               path,
+		metaPath:           filepath.Join(dir, "."+base+"-litestream"),
+		Logger:             slog.Default(),
+		MonitorInterval:    DefaultMonitorInterval,
+		CheckpointInterval: DefaultCheckpointInterval,
+		MinCheckpointPageN: DefaultMinCheckpointPageN,
+		MaxCheckpointPageN: DefaultMaxCheckpointPageN,
+		changed:            make(chan struct{}),
+	}
+}
+
+// Path returns the database path.
+func (db *DB) Path() string { return db.path }
+
+// WALPath returns the path of the database's WAL file.
+func (db *DB) WALPath() string { return db.path + "-wal" }
+
+// MetaPath returns the meta directory.
+func (db *DB) MetaPath() string { return db.metaPath }
+
+// SetMetaPath overrides the meta directory; call before Open.
+func (db *DB) SetMetaPath(p string) { db.metaPath = p }
+
+// shadowDir returns the shadow WAL directory of a generation.
+func (db *DB) shadowDir(generation string) string {
+	return filepath.Join(db.metaPath, "generations", generation, "wal")
+}
+
+// AddReplica attaches a replica to the database.
+func (db *DB) AddReplica(r *Replica) {
+	r.db = db
+	db.Replicas = append(db.Replicas, r)
+}
+
+// Open starts watching the database in the background: the monitor loop and
+// one loop per replica. The database file may not exist yet; the engine
+// waits for it. Close stops everything after a last sync.
+func (db *DB) Open() error {
+	if db.MonitorInterval <= 0 {
+		return errors.New("monitor interval must be positive")
+	}
+	if err := os.MkdirAll(db.metaPath, 0o755); err != nil {
+		return fmt.Errorf("create meta directory: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db.cancel = cancel
+	db.wg.Add(1)
+	go func() { defer db.wg.Done(); db.monitor(ctx) }()
+	for _, r := range db.Replicas {
+		db.wg.Add(1)
+		go func() { defer db.wg.Done(); r.run(ctx) }()
+	}
+	return nil
+}
+
+// Close stops the loops, makes a last sync of the database and of every
+// replica (bounded by ctx), releases the read lock and closes the database.
+func (db *DB) Close(ctx context.Context) error {
+	if db.cancel != nil {
+		db.cancel()
+		db.wg.Wait()
+	}
+	var errs []error
+	if err := db.Sync(ctx); err != nil && !errors.Is(err, errDBNotReady) {
+		errs = append(errs, fmt.Errorf("final sync: %w", err))
+	}
+	for _, r := range db.Replicas {
+		if err := r.Sync(ctx); err != nil && !errors.Is(err, errDBNotReady) {
+			errs = append(errs, fmt.Errorf("final sync of replica %s: %w", r.Name, err))
+		}
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.shadow != nil {
+		errs = append(errs, db.shadow.Close())
+		db.shadow = nil
+	}
+	if db.conns != nil {
+		errs = append(errs, db.conns.close())
+		db.conns = nil
+	}
+	return errors.Join(errs...)
+}
+
+// monitor copies the WAL every monitor interval until ctx ends.
+func (db *DB) monitor(ctx context.Context) {
+	t := time.NewTicker(db.MonitorInterval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		err := db.Sync(ctx)
+		switch {
+		case err == nil:
+			lastErr = ""
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errDBNotReady):
+			if msg := err.Error(); msg != lastErr {
+				db.Logger.Info("waiting for database", "db", db.path, "reason", msg)
+				lastErr = msg
+			}
+		default:
+			if msg := err.Error(); msg != lastErr {
+				db.Logger.Error("sync failed; will retry", "db", db.path, "error", err)
+				lastErr = msg
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// errDBNotReady means the database file does not exist (yet).
+var errDBNotReady = errors.New("database not ready")
+
+// Sync copies new committed WAL frames into the shadow WAL, starting a new
+// generation or shadow index when needed, then checkpoints per the policy.
+func (db *DB) Sync(ctx context.Context) error {
+	db.mu.Lock()
+	err := db.syncLocked(ctx)
+	db.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return db.checkpointIfNeeded(ctx)
+}
+
+func (db *DB) syncLocked(ctx context.Context) error {
+	if err := db.init(ctx); err != nil {
+		return err
+	}
+	if err := db.conns.acquireRead(ctx); err != nil {
+		return err
+	}
+	return db.copyWAL(ctx)
+}
+
+// init opens the database on first use and recovers the generation.
+func (db *DB) init(ctx context.Context) error {
+	if db.conns != nil {
+		return nil
+	}
+	if _, err := os.Stat(db.path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s does not exist yet", errDBNotReady, db.path)
+	} else if err != nil {
+		return fmt.Errorf("stat database: %w", err)
+	}
+	conns, err := openDBConns(ctx, db.path, func(from string) {
+		db.Logger.Warn("database was in "+from+" journal mode; switched it to WAL", "db", db.path)
+	})
+	if err != nil {
+		return err
+	}
+	pageSize, err := conns.pageSize(ctx)
+	if err != nil {
+		conns.close()
+		return err
+	}
+	db.conns, db.pageSize = conns, pageSize
+
+	// Recover the generation from the meta directory, if any.
+	gen, err := readGenerationFile(db.metaPath)
+	if err != nil {
+		db.Logger.Warn("cannot read generation file; a new generation will start", "db", db.path, "error", err)
+	}
+	if gen != "" {
+		s, err := openShadowWAL(db.shadowDir(gen))
+		if err != nil {
+			db.Logger.Info("no usable shadow WAL for generation "+gen, "db", db.path, "error", err)
+		} else {
+			db.generation, db.shadow = gen, s
+		}
+	}
+	db.Logger.Info("database opened", "db", db.path, "generation", db.generation, "page_size", pageSize)
+	return nil
+}
+
+// copyWAL checks that the WAL continues the shadow WAL and copies the new
+// committed frames. Any loss of continuity starts a new generation.
+func (db *DB) copyWAL(ctx context.Context) error {
+	wal, hdr, walSize, err := db.openWAL(ctx)
+	if err != nil {
+		return err
+	}
+	defer wal.Close()
+
+	switch {
+	case db.shadow == nil:
+		return db.newGeneration(ctx, wal, hdr, walSize, "no generation yet")
+	case !hdr.SameWAL(db.shadow.Header()):
+		if db.restartAllowed && int(hdr.PageSize) == int(db.shadow.Header().PageSize) && hdr.CheckpointSeq == db.shadow.Header().CheckpointSeq+1 {
+			// Our checkpoint copied every frame of the old WAL under the
+			// write lock; this is the restart that followed it.
+			return db.nextIndex(ctx, wal, hdr, walSize)
+		}
+		return db.newGeneration(ctx, wal, hdr, walSize, "WAL header changed: the WAL was restarted or rewritten outside of litestream (for example a checkpoint while litestream was stopped)")
+	case !db.shadow.Matches(wal):
+		return db.newGeneration(ctx, wal, hdr, walSize, "WAL frames differ from the shadow WAL: the WAL was overwritten outside of litestream")
+	}
+	return db.appendWAL(wal, walSize)
+}
+
+// appendWAL copies frames and signals replicas when committed bytes grew.
+func (db *DB) appendWAL(wal io.ReaderAt, walSize int64) error {
+	added, err := db.shadow.Append(wal, walSize)
+	if err != nil {
+		return fmt.Errorf("copy WAL to shadow WAL: %w", err)
+	}
+	if added > 0 {
+		db.stats.WALBytes += added
+		db.notifyChanged()
+	}
+	return nil
+}
+
+// openWAL opens the WAL and reads its header, writing a frame first when the
+// WAL is empty so that there is a header to follow.
+func (db *DB) openWAL(ctx context.Context) (*os.File, WALHeader, int64, error) {
+	for attempt := 0; ; attempt++ {
+		f, err := os.Open(db.WALPath())
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, WALHeader{}, 0, fmt.Errorf("open WAL: %w", err)
+		}
+		if err == nil {
+			fi, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, WALHeader{}, 0, fmt.Errorf("stat WAL: %w", err)
+			}
+			buf := make([]byte, WALHeaderSize)
+			if fi.Size() >= WALHeaderSize {
+				if _, err := f.ReadAt(buf, 0); err != nil {
+					f.Close()
+					return nil, WALHeader{}, 0, fmt.Errorf("read WAL header: %w", err)
+				}
+				if hdr, err := ParseWALHeader(buf); err == nil {
+					return f, hdr, fi.Size(), nil
+				}
+			}
+			f.Close()
+		}
+		if attempt > 0 {
+			return nil, WALHeader{}, 0, errors.New("WAL has no valid header even after a write")
+		}
+		// An empty or missing WAL (after a TRUNCATE checkpoint): write one row
+		// so that SQLite writes a header. Our read lock must not pin the old
+		// snapshot, or the write would fail.
+		if err := db.conns.releaseRead(ctx); err != nil {
+			return nil, WALHeader{}, 0, err
+		}
+		if err := db.conns.bumpSeq(ctx, false); err != nil {
+			return nil, WALHeader{}, 0, err
+		}
+		if err := db.conns.acquireRead(ctx); err != nil {
+			return nil, WALHeader{}, 0, err
+		}
+	}
+}
+
+// newGeneration starts a generation: a new name, a shadow WAL at index 0
+// that copies the whole current WAL. Replicas notice the new generation and
+// take a snapshot.
+func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader, walSize int64, reason string) error {
+	gen := NewGeneration()
+	s, err := createShadowWAL(db.shadowDir(gen), 0, hdr)
+	if err != nil {
+		return fmt.Errorf("start generation: %w", err)
+	}
+	if err := writeGenerationFile(db.metaPath, gen); err != nil {
+		s.Close()
+		return fmt.Errorf("start generation: %w", err)
+	}
+	old := db.generation
+	if db.shadow != nil {
+		db.shadow.Close()
+	}
+	db.generation, db.shadow = gen, s
+	db.restartAllowed = false
+	db.stats.Generations++
+	db.stats.LastNewGenCause = reason
+	db.Logger.Info("new generation", "db", db.path, "generation", gen, "previous", old, "reason", reason)
+	db.removeOldGenerations(gen)
+	if err := db.appendWAL(wal, walSize); err != nil {
+		return err
+	}
+	db.notifyChanged()
+	return nil
+}
+
+// nextIndex rolls the shadow WAL over to the next index after a WAL restart.
+func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr WALHeader, walSize int64) error {
+	if db.shadow.Index() >= MaxIndex {
+		return db.newGeneration(ctx, wal, hdr, walSize, "shadow WAL index limit reached")
+	}
+	// Replicas read earlier index files by path, so the old file stays.
+	if err := db.shadow.startIndex(db.shadow.Index()+1, hdr); err != nil {
+		return err
+	}
+	db.restartAllowed = false
+	db.Logger.Debug("shadow WAL rolled over", "db", db.path, "generation", db.generation, "index", FormatIndex(db.shadow.Index()))
+	return db.appendWAL(wal, walSize)
+}
+
+// removeOldGenerations deletes the shadow WALs of other generations.
+func (db *DB) removeOldGenerations(keep string) {
+	dir := filepath.Join(db.metaPath, "generations")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() != keep && IsGeneration(e.Name()) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				db.Logger.Warn("cannot remove old shadow WAL", "db", db.path, "error", err)
+			}
+		}
+	}
+}
+
+// notifyChanged wakes replicas waiting for new WAL data. Caller holds mu.
+func (db *DB) notifyChanged() {
+	close(db.changed)
+	db.changed = make(chan struct{})
+}
+
+// ShadowPos returns the current generation and the committed end of the
+// shadow WAL, and a channel closed at the next change.
+func (db *DB) ShadowPos() (Pos, <-chan struct{}) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.shadow == nil {
+		return Pos{}, db.changed
+	}
+	return Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: db.shadow.Size()}, db.changed
+}
+
+// Stats returns a copy of the counters.
+func (db *DB) Stats() DBStats {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.stats
+}
+
+// readGenerationFile reads <meta>/generation; "" when absent.
+func readGenerationFile(metaPath string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(metaPath, "generation"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	gen := strings.TrimSpace(string(b))
+	if !IsGeneration(gen) {
+		return "", fmt.Errorf("generation file holds %q, not a generation name", gen)
+	}
+	return gen, nil
+}
+
+// writeGenerationFile writes <meta>/generation atomically.
+func writeGenerationFile(metaPath, gen string) error {
+	tmp := filepath.Join(metaPath, "generation.tmp")
+	if err := os.WriteFile(tmp, []byte(gen+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write generation file: %w", err)
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("sync generation file: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(metaPath, "generation")); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write generation file: %w", err)
+	}
+	return syncDir(metaPath)
+}

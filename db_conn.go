@@ -1,0 +1,217 @@
+package litestream
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"modernc.org/sqlite"
+)
+
+// dbConns are the engine's own connections to the watched database. Each has
+// one job, so that the read lock, the write lock and the checkpoint never
+// share a transaction:
+//   - read holds the long-running read transaction that keeps other
+//     connections from restarting the WAL past what has been copied;
+//   - write takes the write lock and makes the engine's own writes;
+//   - ckpt runs checkpoints and is never inside a transaction.
+type dbConns struct {
+	db      *sql.DB
+	read    *sql.Conn
+	write   *sql.Conn
+	ckpt    *sql.Conn
+	reading bool // read transaction open
+	locked  bool // write lock held
+}
+
+// sqliteDSN returns the DSN that opens an existing database (never creates
+// one), with auto-checkpoint off and a busy timeout for the write lock.
+func sqliteDSN(path string) string {
+	u := url.URL{Path: path}
+	return "file:" + u.EscapedPath() + "?mode=rw&_pragma=busy_timeout(5000)&_pragma=wal_autocheckpoint(0)"
+}
+
+// openDBConns opens the engine's connections, switches the database to WAL
+// mode if needed and creates the engine's two tables.
+func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)) (*dbConns, error) {
+	sdb, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	c := &dbConns{db: sdb}
+	ok := false
+	defer func() {
+		if !ok {
+			c.close()
+		}
+	}()
+	for _, p := range []**sql.Conn{&c.read, &c.write, &c.ckpt} {
+		conn, err := sdb.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		*p = conn
+		// Keep the WAL file when our connections close, so that the next
+		// start finds it and continuity can be checked.
+		if err := conn.Raw(func(dc any) error {
+			fc, ok := dc.(sqlite.FileControl)
+			if !ok {
+				return errors.New("driver has no file control")
+			}
+			_, err := fc.FileControlPersistWAL("main", 1)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("set persistent WAL: %w", err)
+		}
+	}
+
+	var mode string
+	if err := c.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, describeOpenError(err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		if err := c.write.QueryRowContext(ctx, "PRAGMA journal_mode = wal").Scan(&mode); err != nil {
+			return nil, fmt.Errorf("switch database to WAL mode: %w", err)
+		}
+		if !strings.EqualFold(mode, "wal") {
+			return nil, fmt.Errorf("database stays in %s journal mode: close other connections so it can switch to WAL", mode)
+		}
+		if onWALSwitch != nil {
+			onWALSwitch(mode)
+		}
+	}
+	if _, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`); err != nil {
+		return nil, fmt.Errorf("create litestream tables: %w", err)
+	}
+	ok = true
+	return c, nil
+}
+
+// describeOpenError turns SQLite's first error on a file into advice.
+func describeOpenError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not a database"):
+		return fmt.Errorf("file is not a SQLite database: %w", err)
+	case strings.Contains(msg, "unable to open"):
+		return fmt.Errorf("cannot open database (check the path and permissions): %w", err)
+	}
+	return fmt.Errorf("read database: %w", err)
+}
+
+// pageSize returns the database page size.
+func (c *dbConns) pageSize(ctx context.Context) (int, error) {
+	var n int
+	if err := c.write.QueryRowContext(ctx, "PRAGMA page_size").Scan(&n); err != nil {
+		return 0, fmt.Errorf("read page size: %w", err)
+	}
+	return n, nil
+}
+
+// acquireRead opens the long-running read transaction.
+func (c *dbConns) acquireRead(ctx context.Context) error {
+	if c.reading {
+		return nil
+	}
+	if _, err := c.read.ExecContext(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("begin read transaction: %w", err)
+	}
+	// A deferred transaction takes its snapshot at the first read.
+	var n int
+	if err := c.read.QueryRowContext(ctx, "SELECT COUNT(1) FROM _litestream_seq").Scan(&n); err != nil {
+		_, _ = c.read.ExecContext(context.Background(), "ROLLBACK")
+		return fmt.Errorf("take read lock: %w", err)
+	}
+	c.reading = true
+	return nil
+}
+
+// releaseRead ends the read transaction.
+func (c *dbConns) releaseRead(ctx context.Context) error {
+	if !c.reading {
+		return nil
+	}
+	c.reading = false
+	if _, err := c.read.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return fmt.Errorf("release read lock: %w", err)
+	}
+	return nil
+}
+
+// lockWrite takes the database's write lock: an immediate transaction with
+// a write to _litestream_lock, rolled back by unlockWrite.
+func (c *dbConns) lockWrite(ctx context.Context) error {
+	if _, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("take write lock: %w", err)
+	}
+	if _, err := c.write.ExecContext(ctx, "INSERT INTO _litestream_lock (id) VALUES (1)"); err != nil {
+		_, _ = c.write.ExecContext(context.Background(), "ROLLBACK")
+		return fmt.Errorf("take write lock: %w", err)
+	}
+	c.locked = true
+	return nil
+}
+
+// unlockWrite rolls back the write-lock transaction.
+func (c *dbConns) unlockWrite(ctx context.Context) error {
+	if !c.locked {
+		return nil
+	}
+	c.locked = false
+	if _, err := c.write.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return fmt.Errorf("release write lock: %w", err)
+	}
+	return nil
+}
+
+// bumpSeq commits a one-row write to _litestream_seq, which puts a frame
+// (and, on an empty or fully checkpointed WAL, a new header) in the WAL.
+// shrinkWAL asks SQLite to truncate an oversized WAL file when this write
+// restarts it.
+func (c *dbConns) bumpSeq(ctx context.Context, shrinkWAL bool) error {
+	if shrinkWAL {
+		if _, err := c.write.ExecContext(ctx, "PRAGMA journal_size_limit = 0"); err != nil {
+			return fmt.Errorf("set journal size limit: %w", err)
+		}
+		defer c.write.ExecContext(context.Background(), "PRAGMA journal_size_limit = -1") //nolint:errcheck
+	}
+	if _, err := c.write.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET seq = seq + 1`); err != nil {
+		return fmt.Errorf("write _litestream_seq: %w", err)
+	}
+	return nil
+}
+
+// checkpointPassive runs a PASSIVE checkpoint. It reports whether every
+// frame of the WAL was copied into the database, so that the next write
+// restarts the WAL.
+func (c *dbConns) checkpointPassive(ctx context.Context) (complete bool, walFrames int, err error) {
+	var busy, logFrames, done int
+	if err := c.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil {
+		return false, 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	return busy == 0 && logFrames >= 0 && done == logFrames, logFrames, nil
+}
+
+// close rolls back and closes every connection.
+func (c *dbConns) close() error {
+	ctx := context.Background()
+	var errs []error
+	if c.locked {
+		errs = append(errs, c.unlockWrite(ctx))
+	}
+	if c.reading {
+		errs = append(errs, c.releaseRead(ctx))
+	}
+	for _, conn := range []*sql.Conn{c.read, c.write, c.ckpt} {
+		if conn != nil {
+			errs = append(errs, conn.Close())
+		}
+	}
+	errs = append(errs, c.db.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,240 @@
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// run ships the shadow WAL every SyncInterval, and runs the snapshot and
+// retention schedules, until ctx ends.
+func (r *Replica) run(ctx context.Context) {
+	interval := r.SyncInterval
+	if interval <= 0 {
+		interval = DefaultSyncInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		err := r.Sync(ctx)
+		if err == nil {
+			err = r.runSchedules(ctx)
+		}
+		switch {
+		case err == nil:
+			if lastErr != "" {
+				r.logger().Info("replica sync recovered")
+			}
+			lastErr = ""
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errDBNotReady):
+		default:
+			if msg := err.Error(); msg != lastErr {
+				r.logger().Error("replica sync failed; will retry, the shadow WAL keeps everything until it succeeds", "error", err)
+				lastErr = msg
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runSchedules takes interval snapshots and enforces retention when due.
+func (r *Replica) runSchedules(ctx context.Context) error {
+	r.mu.Lock()
+	snapDue := r.SnapshotInterval > 0 && time.Since(r.lastSnapshot) >= r.SnapshotInterval
+	retainDue := r.Retention > 0 && r.RetentionCheckInterval > 0 && time.Since(r.lastRetain) >= r.RetentionCheckInterval
+	r.mu.Unlock()
+	if snapDue {
+		if _, err := r.Snapshot(ctx); err != nil {
+			return err
+		}
+	}
+	if retainDue {
+		if err := r.EnforceRetention(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sync ships everything from the replica's position to the end of the
+// shadow WAL, one segment per shadow index, and takes the generation's
+// first snapshot when the replica has none.
+func (r *Replica) Sync(ctx context.Context) (err error) {
+	defer func() { r.recordSync(err) }()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end, _ := r.db.ShadowPos()
+	if end.IsZero() {
+		return errDBNotReady
+	}
+	if r.pos.Generation != end.Generation {
+		if err := r.locate(ctx, end); err != nil {
+			return err
+		}
+	}
+	if err := r.syncSegments(ctx); err != nil {
+		return err
+	}
+	if r.needSnapshot {
+		if _, err := r.snapshotLocked(ctx); err != nil {
+			return err
+		}
+	}
+	r.db.removeShadowBefore()
+	return nil
+}
+
+// locate finds the replica's position in the database's current generation
+// from the replica itself: the end of its last segment. A replica that has
+// nothing usable there restarts at the shadow's current index.
+func (r *Replica) locate(ctx context.Context, end Pos) error {
+	gen := end.Generation
+	snaps, err := r.Client.Snapshots(ctx, gen)
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	segs, err := r.Client.Segments(ctx, gen)
+	if err != nil {
+		return fmt.Errorf("list WAL segments: %w", err)
+	}
+	r.needSnapshot = len(snaps) == 0
+	fresh := Pos{Generation: gen, Index: end.Index}
+	if len(segs) == 0 {
+		r.setPos(fresh)
+		return nil
+	}
+	last := segs[len(segs)-1]
+	n, err := r.decodedSize(ctx, last)
+	if err != nil {
+		return err
+	}
+	pos := Pos{Generation: gen, Index: last.Index, Offset: last.Offset + n}
+	if r.db.shadowHas(pos) {
+		r.setPos(pos)
+		r.logger().Info("replica position recovered", "position", pos.String())
+		return nil
+	}
+	// The replica does not continue the shadow WAL (it is ahead of it, or
+	// the shadow files it needs are gone). Segments at and after the
+	// restart index would clash with new ones, so remove them and snapshot.
+	r.logger().Warn("replica does not continue the shadow WAL; taking a new snapshot", "replica_pos", pos.String(), "shadow_pos", end.String())
+	var stale []Pos
+	for _, s := range segs {
+		if s.Index >= end.Index {
+			stale = append(stale, s.Pos())
+		}
+	}
+	if err := r.Client.DeleteSegments(ctx, stale); err != nil {
+		return fmt.Errorf("delete stale segments: %w", err)
+	}
+	r.needSnapshot = true
+	r.setPos(fresh)
+	return nil
+}
+
+// decodedSize downloads a segment and returns its raw length.
+func (r *Replica) decodedSize(ctx context.Context, s SegmentInfo) (int64, error) {
+	rc, err := r.Client.OpenSegment(ctx, s.Pos())
+	if err != nil {
+		return 0, fmt.Errorf("read segment %s: %w", SegmentName(s.Index, s.Offset), err)
+	}
+	defer rc.Close()
+	dec, err := r.Codec.NewDecoder(rc)
+	if err != nil {
+		return 0, fmt.Errorf("read segment %s: %w", SegmentName(s.Index, s.Offset), err)
+	}
+	n, err := io.Copy(io.Discard, dec)
+	if err != nil {
+		return 0, fmt.Errorf("read segment %s: %w", SegmentName(s.Index, s.Offset), err)
+	}
+	return n, nil
+}
+
+// syncSegments uploads the shadow WAL from the replica's position to its
+// committed end. Caller holds r.mu.
+func (r *Replica) syncSegments(ctx context.Context) error {
+	for {
+		end, _ := r.db.ShadowPos()
+		if end.Generation != r.pos.Generation {
+			return nil // a new generation started; the next sync locates it
+		}
+		if r.pos.Index > end.Index {
+			return fmt.Errorf("replica position %s is past the shadow WAL end %s", r.pos, end)
+		}
+		size, err := r.db.shadowFileSize(r.pos.Index)
+		if err != nil {
+			return err
+		}
+		// A header with no committed frame yet is not worth a segment.
+		if r.pos.Offset < size && !(r.pos.Offset == 0 && size == WALHeaderSize && r.pos.Index == end.Index) {
+			if err := r.uploadSegment(ctx, r.pos, size); err != nil {
+				return err
+			}
+			r.setPos(Pos{Generation: r.pos.Generation, Index: r.pos.Index, Offset: size})
+		}
+		if r.pos.Index == end.Index {
+			return nil
+		}
+		r.setPos(Pos{Generation: r.pos.Generation, Index: r.pos.Index + 1})
+	}
+}
+
+// uploadSegment encodes shadow bytes [pos.Offset, end) of pos.Index and
+// stores them as one segment.
+func (r *Replica) uploadSegment(ctx context.Context, pos Pos, end int64) error {
+	f, err := os.Open(r.db.shadowPath(pos.Generation, pos.Index))
+	if err != nil {
+		return fmt.Errorf("open shadow WAL: %w", err)
+	}
+	defer f.Close()
+	rc := r.Codec.EncodeReader(io.NewSectionReader(f, pos.Offset, end-pos.Offset))
+	defer rc.Close()
+	if _, err := r.Client.WriteSegment(ctx, pos, rc); err != nil {
+		return fmt.Errorf("write segment %s: %w", SegmentName(pos.Index, pos.Offset), err)
+	}
+	r.statusMu.Lock()
+	r.status.WALBytes += end - pos.Offset
+	r.statusMu.Unlock()
+	return nil
+}
+
+func (r *Replica) setPos(p Pos) {
+	r.pos = p
+	r.statusMu.Lock()
+	r.status.Pos = p
+	r.statusMu.Unlock()
+}
+
+// Pos returns the replica's position: the end of what it holds.
+func (r *Replica) Pos() Pos {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	return r.status.Pos
+}
+
+func (r *Replica) recordSync(err error) {
+	if errors.Is(err, errDBNotReady) {
+		return
+	}
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	if err != nil {
+		r.status.LastSyncErr = err
+		r.status.LastErrTime = time.Now()
+		r.status.SyncErrCount++
+		return
+	}
+	r.status.LastSyncErr = nil
+	r.status.LastSync = time.Now()
+	r.status.SyncCount++
+}

@@ -1,0 +1,90 @@
+package litestream
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// EnforceRetention keeps the snapshots newer than the retention period and
+// whatever they need: in each generation, snapshots and segments older than
+// the oldest kept snapshot go; generations with no kept snapshot go, except
+// the current one, which gets a new snapshot instead so that it always has
+// one.
+func (r *Replica) EnforceRetention(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastRetain = time.Now()
+	if r.Retention <= 0 {
+		return nil
+	}
+	end, _ := r.db.ShadowPos()
+	cutoff := time.Now().Add(-r.Retention)
+	gens, err := r.Client.Generations(ctx)
+	if err != nil {
+		return fmt.Errorf("retention: list generations: %w", err)
+	}
+	for _, gen := range gens {
+		snaps, err := r.Client.Snapshots(ctx, gen)
+		if err != nil {
+			return fmt.Errorf("retention: list snapshots: %w", err)
+		}
+		oldestKept := -1
+		for _, s := range snaps {
+			if !s.CreatedAt.Before(cutoff) && (oldestKept < 0 || s.Index < oldestKept) {
+				oldestKept = s.Index
+			}
+		}
+		if oldestKept < 0 && gen == end.Generation {
+			if r.pos.Generation != end.Generation {
+				if err := r.locate(ctx, end); err != nil {
+					return err
+				}
+			}
+			info, err := r.snapshotLocked(ctx)
+			if err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+			oldestKept = info.Index
+		}
+		if oldestKept < 0 {
+			if err := r.Client.DeleteGeneration(ctx, gen); err != nil {
+				return fmt.Errorf("retention: delete generation %s: %w", gen, err)
+			}
+			r.logger().Info("retention: generation deleted", "generation", gen)
+			continue
+		}
+		if err := r.pruneGeneration(ctx, gen, snaps, oldestKept); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneGeneration deletes the snapshots and segments before index keep.
+func (r *Replica) pruneGeneration(ctx context.Context, gen string, snaps []SnapshotInfo, keep int) error {
+	for _, s := range snaps {
+		if s.Index < keep {
+			if err := r.Client.DeleteSnapshot(ctx, gen, s.Index); err != nil {
+				return fmt.Errorf("retention: delete snapshot: %w", err)
+			}
+		}
+	}
+	segs, err := r.Client.Segments(ctx, gen)
+	if err != nil {
+		return fmt.Errorf("retention: list segments: %w", err)
+	}
+	var old []Pos
+	for _, s := range segs {
+		if s.Index < keep {
+			old = append(old, s.Pos())
+		}
+	}
+	if len(old) > 0 {
+		if err := r.Client.DeleteSegments(ctx, old); err != nil {
+			return fmt.Errorf("retention: delete segments: %w", err)
+		}
+		r.logger().Info("retention: old WAL segments deleted", "generation", gen, "count", len(old), "before_index", FormatIndex(keep))
+	}
+	return nil
+}

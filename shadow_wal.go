@@ -1,0 +1,212 @@
+package litestream
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ShadowWAL is the shadow WAL of one generation: files
+// <dir>/<index %08x>.wal, each a byte copy of one incarnation of the real WAL
+// (header, then frames), which SQLite can never overwrite.
+//
+// Invariant: the bytes [0, Size) of the current file end on a commit frame;
+// bytes past Size are frames already validated but not yet committed (the
+// uncommitted tail), kept so that a long transaction is read only once. No
+// replica ever reads past Size.
+type ShadowWAL struct {
+	dir    string
+	index  int
+	hdr    WALHeader
+	size   int64  // committed bytes of the current index file
+	s1, s2 uint32 // cumulative checksum at size
+	tail   int64  // end of validated bytes (>= size)
+	t1, t2 uint32 // cumulative checksum at tail
+	f      *os.File
+}
+
+// shadowWALFileName returns the name of a shadow WAL file.
+func shadowWALFileName(index int) string { return FormatIndex(index) + ".wal" }
+
+// Index returns the current shadow WAL index.
+func (s *ShadowWAL) Index() int { return s.index }
+
+// Size returns the committed size of the current index file.
+func (s *ShadowWAL) Size() int64 { return s.size }
+
+// Header returns the WAL header of the current index.
+func (s *ShadowWAL) Header() WALHeader { return s.hdr }
+
+// Path returns the path of the shadow file at index.
+func (s *ShadowWAL) Path(index int) string { return filepath.Join(s.dir, shadowWALFileName(index)) }
+
+// createShadowWAL starts a shadow WAL file at index with the given WAL header.
+func createShadowWAL(dir string, index int, hdr WALHeader) (*ShadowWAL, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create shadow WAL directory: %w", err)
+	}
+	s := &ShadowWAL{dir: dir}
+	if err := s.startIndex(index, hdr); err != nil {
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startIndex makes index the current file, holding only the WAL header.
+func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
+	if s.f != nil {
+		if err := s.f.Close(); err != nil {
+			return fmt.Errorf("close shadow WAL: %w", err)
+		}
+		s.f = nil
+	}
+	f, err := os.OpenFile(s.Path(index), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create shadow WAL: %w", err)
+	}
+	if _, err := f.Write(hdr.Encode()); err != nil {
+		f.Close()
+		return fmt.Errorf("write shadow WAL header: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync shadow WAL: %w", err)
+	}
+	s.f, s.index, s.hdr = f, index, hdr
+	s.size, s.tail = WALHeaderSize, WALHeaderSize
+	s.s1, s.s2 = hdr.Checksum1, hdr.Checksum2
+	s.t1, s.t2 = s.s1, s.s2
+	return nil
+}
+
+// openShadowWAL recovers the shadow WAL in dir: the highest index file,
+// scanned to its last commit frame (anything after it is dropped).
+func openShadowWAL(dir string) (*ShadowWAL, error) {
+	indexes, err := shadowIndexes(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(indexes) == 0 {
+		return nil, fmt.Errorf("no shadow WAL files in %s: %w", dir, os.ErrNotExist)
+	}
+	index := indexes[len(indexes)-1]
+	s := &ShadowWAL{dir: dir, index: index}
+	f, err := os.OpenFile(s.Path(index), os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open shadow WAL: %w", err)
+	}
+	buf := make([]byte, WALHeaderSize)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("shadow WAL %s is shorter than a WAL header", s.Path(index))
+	}
+	hdr, err := ParseWALHeader(buf)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("shadow WAL %s: %w", s.Path(index), err)
+	}
+	s.f, s.hdr = f, hdr
+	s.size, s.s1, s.s2 = WALHeaderSize, hdr.Checksum1, hdr.Checksum2
+	rd := NewWALReader(bufio.NewReaderSize(f, 1<<20), hdr, s.s1, s.s2)
+	for off := int64(WALHeaderSize); ; {
+		fh, _, err := rd.Next()
+		if err != nil {
+			break // end of valid frames
+		}
+		off += hdr.FrameSize()
+		if fh.IsCommit() {
+			s.size = off
+			s.s1, s.s2 = rd.Checksum()
+		}
+	}
+	// Drop any uncommitted or torn tail left by a crash.
+	if err := f.Truncate(s.size); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("truncate shadow WAL: %w", err)
+	}
+	s.tail, s.t1, s.t2 = s.size, s.s1, s.s2
+	return s, nil
+}
+
+// shadowIndexes lists the indexes of the shadow files in dir, ascending.
+func shadowIndexes(dir string) ([]int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("list shadow WAL: %w", err)
+	}
+	var out []int
+	for _, e := range ents {
+		base, ok := strings.CutSuffix(e.Name(), ".wal")
+		if !ok {
+			continue
+		}
+		if v, ok := parseHexField(base); ok && v <= MaxIndex {
+			out = append(out, int(v))
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// FileSize returns the committed size of the shadow file at index: the
+// current file's committed size, or the whole size of an earlier file.
+func (s *ShadowWAL) FileSize(index int) (int64, error) {
+	if index == s.index {
+		return s.size, nil
+	}
+	fi, err := os.Stat(s.Path(index))
+	if err != nil {
+		return 0, fmt.Errorf("shadow WAL index %s: %w", FormatIndex(index), err)
+	}
+	return fi.Size(), nil
+}
+
+// RemoveBefore deletes the shadow files with an index below index.
+func (s *ShadowWAL) RemoveBefore(index int) error {
+	indexes, err := shadowIndexes(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, i := range indexes {
+		if i >= index || i == s.index {
+			continue
+		}
+		if err := os.Remove(s.Path(i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove shadow WAL: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the current file.
+func (s *ShadowWAL) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// syncDir fsyncs a directory so that a rename or create in it is durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

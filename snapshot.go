@@ -1,0 +1,68 @@
+package litestream
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Snapshot stores a snapshot of the database in the replica at the current
+// shadow WAL index.
+func (r *Replica) Snapshot(ctx context.Context) (SnapshotInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end, _ := r.db.ShadowPos()
+	if end.IsZero() {
+		return SnapshotInfo{}, errDBNotReady
+	}
+	if r.pos.Generation != end.Generation {
+		if err := r.locate(ctx, end); err != nil {
+			return SnapshotInfo{}, err
+		}
+	}
+	return r.snapshotLocked(ctx)
+}
+
+// snapshotLocked writes the snapshot. It holds off checkpoints while it
+// reads the database file, and first ships every segment up to the shadow
+// end, so that the snapshot's index replays from offset 0 to at least every
+// frame a checkpoint by another connection could have copied into the file,
+// and so that those segments are older than the snapshot. Caller holds r.mu.
+func (r *Replica) snapshotLocked(ctx context.Context) (SnapshotInfo, error) {
+	db := r.db
+	db.ckptMu.RLock()
+	defer db.ckptMu.RUnlock()
+
+	db.mu.Lock()
+	err := db.syncLocked(ctx)
+	db.mu.Unlock()
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	if err := r.syncSegments(ctx); err != nil {
+		return SnapshotInfo{}, err
+	}
+	end, _ := db.ShadowPos()
+	if end.Generation != r.pos.Generation || end.Index != r.pos.Index {
+		return SnapshotInfo{}, fmt.Errorf("snapshot: replica at %s, shadow at %s; retrying at the next sync", r.pos, end)
+	}
+
+	start := time.Now()
+	f, err := os.Open(db.path)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("snapshot: open database: %w", err)
+	}
+	defer f.Close()
+	rc := r.Codec.EncodeReader(f)
+	defer rc.Close()
+	info, err := r.Client.WriteSnapshot(ctx, end.Generation, end.Index, rc)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("write snapshot %s: %w", SnapshotName(end.Index), err)
+	}
+	r.needSnapshot = false
+	r.lastSnapshot = time.Now()
+	r.logger().Info("snapshot written", "generation", end.Generation, "index", FormatIndex(end.Index),
+		"stored_bytes", info.Size, "elapsed", time.Since(start).Round(time.Millisecond))
+	return info, nil
+}
