@@ -34,7 +34,9 @@ func (c *ReplicaClient) Type() string { return "file" }
 // Root returns the replica directory.
 func (c *ReplicaClient) Root() string { return c.root }
 
-func (c *ReplicaClient) path(rel string) string { return filepath.Join(c.root, filepath.FromSlash(rel)) }
+func (c *ReplicaClient) path(rel string) string {
+	return filepath.Join(c.root, filepath.FromSlash(rel))
+}
 
 func (c *ReplicaClient) op(op string, n int64) {
 	if c.OnOp != nil {
