@@ -263,12 +263,13 @@ func (db *DB) copyWAL(ctx context.Context) error {
 	case db.shadow == nil:
 		return db.newGeneration(ctx, wal, hdr, walSize, "no generation yet")
 	case !hdr.SameWAL(db.shadow.Header()):
-		if db.restartAllowed && int(hdr.PageSize) == int(db.shadow.Header().PageSize) && hdr.CheckpointSeq == db.shadow.Header().CheckpointSeq+1 {
+		if db.restartAllowed && int(hdr.PageSize) == int(db.shadow.Header().PageSize) && hdr.Salt1 == db.shadow.Header().Salt1+1 {
 			// Our checkpoint copied every frame of the old WAL under the
 			// write lock; this is the restart that followed it.
 			return db.nextIndex(ctx, wal, hdr, walSize)
 		}
-		return db.newGeneration(ctx, wal, hdr, walSize, "WAL header changed: the WAL was restarted or rewritten outside of litestream (for example a checkpoint while litestream was stopped)")
+		return db.newGeneration(ctx, wal, hdr, walSize, fmt.Sprintf("WAL header changed (checkpoint sequence %d to %d, salt %08x to %08x): the WAL was restarted or rewritten outside of litestream, for example by a checkpoint while litestream was stopped",
+			db.shadow.Header().CheckpointSeq, hdr.CheckpointSeq, db.shadow.Header().Salt1, hdr.Salt1))
 	case !db.shadow.Matches(wal):
 		return db.newGeneration(ctx, wal, hdr, walSize, "WAL frames differ from the shadow WAL: the WAL was overwritten outside of litestream")
 	}

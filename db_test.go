@@ -1,0 +1,210 @@
+package litestream_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/file"
+	"github.com/litestream-go/litestream/internal/sqlwriter"
+)
+
+// testLogger returns a logger that writes to the test log only when -v.
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newTestDB returns a DB on path with one file replica in dir, with short
+// intervals so tests run fast.
+func newTestDB(t *testing.T, path, replicaDir string) (*litestream.DB, *litestream.Replica) {
+	t.Helper()
+	db := litestream.NewDB(path)
+	db.Logger = testLogger(t)
+	db.MonitorInterval = 20 * time.Millisecond
+	r := litestream.NewReplica("file", file.NewReplicaClient(replicaDir))
+	r.SyncInterval = 20 * time.Millisecond
+	db.AddReplica(r)
+	return db, r
+}
+
+// restoreLatest restores the replica in dir to a new file and verifies it.
+func restoreLatest(t *testing.T, dir string, opt litestream.RestoreOptions) (string, int) {
+	t.Helper()
+	ctx := context.Background()
+	r := litestream.NewReplica("file", file.NewReplicaClient(dir))
+	plan, err := litestream.PlanRestore(ctx, []*litestream.Replica{r}, opt)
+	if err != nil {
+		t.Fatalf("plan restore: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if err := litestream.Restore(ctx, plan, out, opt); err != nil {
+		t.Fatalf("restore %s: %v", plan, err)
+	}
+	m, err := sqlwriter.Verify(ctx, out)
+	if err != nil {
+		t.Fatalf("verify restored database: %v", err)
+	}
+	return out, m
+}
+
+func latest() litestream.RestoreOptions { return litestream.RestoreOptions{Index: litestream.NoIndex} }
+
+// TestDB_ReplicateRestore writes while the engine runs, with checkpoints by
+// the engine rolling the shadow WAL over, then restores exactly what was
+// committed.
+func TestDB_ReplicateRestore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	db, _ := newTestDB(t, path, replicaDir)
+	db.MinCheckpointPageN = 50 // force several rollovers
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 600; i++ {
+		if _, err := w.Commit(ctx, 1+i%4, 100+i%900); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	if st.Checkpoints == 0 {
+		t.Fatal("expected checkpoints")
+	}
+	if st.Generations != 1 {
+		t.Fatalf("generations started = %d (%s), want 1", st.Generations, st.LastNewGenCause)
+	}
+	_, m := restoreLatest(t, replicaDir, latest())
+	if m != w.LastTx() {
+		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
+	}
+}
+
+// TestDB_RestartKeepsGeneration stops and restarts the engine between
+// writes: continuity holds, so the generation stays.
+func TestDB_RestartKeepsGeneration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	gens := map[string]bool{}
+	for round := 0; round < 3; round++ {
+		db, r := newTestDB(t, path, replicaDir)
+		if err := db.Open(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 50; i++ {
+			if _, err := w.Commit(ctx, 2, 300); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gens[r.Pos().Generation] = true
+	}
+	if len(gens) != 1 {
+		t.Fatalf("generations = %v, want one", gens)
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
+	}
+}
+
+// TestDB_AppCheckpointWhileStopped: the app truncates the WAL while the
+// engine is down; the engine starts a new generation and loses nothing.
+func TestDB_AppCheckpointWhileStopped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var gens []string
+	for round := 0; round < 2; round++ {
+		db, r := newTestDB(t, path, replicaDir)
+		if err := db.Open(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 40; i++ {
+			if _, err := w.Commit(ctx, 2, 300); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gens = append(gens, r.Pos().Generation)
+		for i := 0; i < 10; i++ {
+			if _, err := w.Commit(ctx, 1, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.DB().ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gens[0] == gens[1] {
+		t.Fatalf("generation %s kept after the WAL was truncated behind the engine's back", gens[0])
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != 80+10 {
+		t.Fatalf("restored %d transactions, want %d (all but the last 10 written while stopped)", m, 90)
+	}
+}
+
+// TestDB_AppAutoCheckpoint: the app runs its own auto-checkpoints while the
+// engine runs; nothing is lost.
+func TestDB_AppAutoCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	db, _ := newTestDB(t, path, replicaDir)
+	db.MinCheckpointPageN = 40
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 400; i++ {
+		if _, err := w.Commit(ctx, 1+i%3, 500); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
+	}
+}

@@ -1,0 +1,243 @@
+package litestream
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Restore executes a plan: it downloads the snapshot and the segments (in
+// parallel, with retries) into a temporary directory next to outputPath,
+// applies each page's last committed version once, checks the result with
+// SQLite, and renames it into place. outputPath holds either nothing or a
+// complete, consistent database, and no temporary file is left behind.
+func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt RestoreOptions) error {
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if _, err := os.Lstat(outputPath); err == nil {
+		return fmt.Errorf("output %s already exists: restore never overwrites; remove it or choose another path with -o", outputPath)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("check output %s: %w", outputPath, err)
+	}
+	dir := filepath.Dir(outputPath)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create output directory: %w", err)
+	}
+	tmpDir, err := os.MkdirTemp(dir, "."+filepath.Base(outputPath)+".restore-*.tmp")
+	if err != nil {
+		return fmt.Errorf("create temporary directory next to %s: %w", outputPath, err)
+	}
+	defer os.RemoveAll(tmpDir)
+
+	start := time.Now()
+	logger.Info("restoring", "plan", plan.String(), "output", outputPath)
+	dl := newDownloader(plan, opt)
+	dbPath := filepath.Join(tmpDir, "db")
+	if err := dl.snapshot(ctx, dbPath); err != nil {
+		return err
+	}
+	files, err := dl.segments(ctx, tmpDir)
+	if err != nil {
+		return err
+	}
+	downloaded := time.Since(start)
+	pages, err := applySegments(dbPath, plan, files, logger)
+	if err != nil {
+		return err
+	}
+	if err := quickCheck(ctx, dbPath); err != nil {
+		return fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, err)
+	}
+	if err := os.Rename(dbPath, outputPath); err != nil {
+		return fmt.Errorf("move restored database into %s: %w", outputPath, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	logger.Info("restore complete", "output", outputPath, "pages_written", pages,
+		"download", downloaded.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// quickCheck opens the restored file with SQLite and runs PRAGMA quick_check.
+func quickCheck(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+		return err
+	}
+	if res != "ok" {
+		return errors.New(res)
+	}
+	return nil
+}
+
+// downloader fetches and decodes the plan's objects.
+type downloader struct {
+	plan     *RestorePlan
+	parallel int
+	progress func(done, total int64)
+	done     atomic.Int64
+	total    int64
+	mu       sync.Mutex // serializes progress calls
+}
+
+func newDownloader(plan *RestorePlan, opt RestoreOptions) *downloader {
+	d := &downloader{plan: plan, parallel: opt.Parallelism, progress: opt.Progress, total: plan.Snapshot.Size}
+	if d.parallel <= 0 {
+		d.parallel = 8
+	}
+	for _, s := range plan.Segments {
+		d.total += s.Size
+	}
+	return d
+}
+
+func (d *downloader) report(n int64) {
+	v := d.done.Add(n)
+	if d.progress != nil {
+		d.mu.Lock()
+		d.progress(v, d.total)
+		d.mu.Unlock()
+	}
+}
+
+// snapshot downloads and decodes the snapshot into path.
+func (d *downloader) snapshot(ctx context.Context, path string) error {
+	s := d.plan.Snapshot
+	name := d.plan.Generation + "/snapshots/" + SnapshotName(s.Index)
+	return withRetry(ctx, name, func() error {
+		rc, err := d.plan.Replica.Client.OpenSnapshot(ctx, s.Generation, s.Index)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return d.decodeTo(rc, path, s.Size)
+	})
+}
+
+// segments downloads every segment, decoded, into dir, parallel; it
+// returns the file of each segment in plan order.
+func (d *downloader) segments(ctx context.Context, dir string) ([]string, error) {
+	segs := d.plan.Segments
+	files := make([]string, len(segs))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan int)
+	errc := make(chan error, len(segs))
+	var wg sync.WaitGroup
+	for w := 0; w < min(d.parallel, max(len(segs), 1)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				s := segs[i]
+				files[i] = filepath.Join(dir, SegmentName(s.Index, s.Offset))
+				err := withRetry(ctx, d.plan.Generation+"/wal/"+SegmentName(s.Index, s.Offset), func() error {
+					rc, err := d.plan.Replica.Client.OpenSegment(ctx, s.Pos())
+					if err != nil {
+						return err
+					}
+					defer rc.Close()
+					return d.decodeTo(rc, files[i], s.Size)
+				})
+				if err != nil {
+					errc <- err
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for i := range segs {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// decodeTo decodes stored bytes from r into a new file at path.
+func (d *downloader) decodeTo(r io.Reader, path string, size int64) error {
+	dec, err := d.plan.Replica.Codec.NewDecoder(r)
+	if err != nil {
+		return errCorrupt{err}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, dec); err != nil {
+		return errCorrupt{err}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d.report(size)
+	return nil
+}
+
+// errCorrupt marks content that does not decode; it is retried only once,
+// since a cut transfer looks the same as a damaged file.
+type errCorrupt struct{ err error }
+
+func (e errCorrupt) Error() string { return "damaged or unreadable: " + e.err.Error() }
+func (e errCorrupt) Unwrap() error { return e.err }
+
+// withRetry runs fn up to 5 times with backoff; a missing object is not
+// retried, nor is damaged content more than once. Errors name the file.
+func withRetry(ctx context.Context, name string, fn func() error) error {
+	var err error
+	corrupt := 0
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+			}
+		}
+		if err = fn(); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: missing from the replica: %w", name, err)
+		}
+		var ce errCorrupt
+		if errors.As(err, &ce) {
+			if corrupt++; corrupt > 1 {
+				break
+			}
+		}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
