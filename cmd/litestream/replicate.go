@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/litestream-go/litestream"
+)
+
+// ReplicateCommand runs the replication engine until it is stopped.
+type ReplicateCommand struct {
+	stdout, stderr io.Writer
+}
+
+const replicateHelp = `
+Watches SQLite databases and replicates every committed transaction to their
+replicas. With DB_PATH and one or more REPLICA_URLs no config file is needed;
+otherwise every database of the config file is replicated.
+
+A replica URL is a directory (a path or file:///abs/path) or s3://BUCKET/PATH.
+On SIGINT or SIGTERM, litestream makes a last sync of every database to every
+replica and exits 0. With -exec it runs the application as a child process,
+forwards those signals to it, and exits with its exit code after a last sync.
+
+Examples:
+	litestream replicate /var/lib/app.db /var/backups/app
+	litestream replicate /var/lib/app.db s3://my-bucket/app
+	litestream replicate -config /etc/litestream.yml
+`
+
+// Run parses flags, starts every database and waits for a signal.
+func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
+	fs := newFlagSet("replicate", "[flags] [DB_PATH REPLICA_URL...]", replicateHelp)
+	configPath := registerConfigFlags(fs)
+	execCmd := fs.String("exec", "", "run this command as a child process; exit when it exits, with its exit code")
+	if err := fs.parse(args, c.stdout); err != nil {
+		return err
+	}
+	cfg, err := loadReplicateConfig(fs, configPath)
+	if err != nil {
+		return err
+	}
+	if *execCmd != "" {
+		if cfg.Exec != "" && cfg.Exec != *execCmd {
+			defer slog.Info("-exec flag overrides the config file's exec", "flag", *execCmd, "config", cfg.Exec)
+		}
+		cfg.Exec = *execCmd
+	}
+	logger, err := newLogger(cfg.Logging, c.stderr)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logger)
+	if len(cfg.DBs) == 0 {
+		return errors.New("no databases to replicate: list them under dbs: in the config file, or pass DB_PATH REPLICA_URL")
+	}
+
+	var dbs []*litestream.DB
+	for _, dbc := range cfg.DBs {
+		db, err := newDBFromConfig(dbc, logger)
+		if err != nil {
+			return err
+		}
+		dbs = append(dbs, db)
+	}
+	for _, db := range dbs {
+		if err := db.Open(); err != nil {
+			return fmt.Errorf("open %s: %w", db.Path(), err)
+		}
+		for _, r := range db.Replicas {
+			logger.Info("replicating", "db", db.Path(), "replica", r.Name, "type", r.Client.Type())
+		}
+	}
+
+	exitCode := 0
+	if cfg.Exec != "" {
+		code, err := runChild(ctx, cfg.Exec, logger)
+		if err != nil {
+			closeAll(dbs, logger)
+			return err
+		}
+		exitCode = code
+	} else {
+		<-ctx.Done()
+		logger.Info("signal received, making a last sync")
+	}
+	if err := closeAll(dbs, logger); err != nil {
+		return err
+	}
+	if exitCode != 0 {
+		return exitCodeError{code: exitCode}
+	}
+	return nil
+}
+
+// closeAll makes the last sync of every database. A second signal, or five
+// minutes, cuts it short.
+func closeAll(dbs []*litestream.DB, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var errs []error
+	for _, db := range dbs {
+		if err := db.Close(ctx); err != nil {
+			logger.Error("last sync failed", "db", db.Path(), "error", err)
+			errs = append(errs, fmt.Errorf("%s: %w", db.Path(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("last sync incomplete: %w", errors.Join(errs...))
+	}
+	logger.Info("last sync done; exiting")
+	return nil
+}
+
+// newLogger builds the slog logger the config asks for.
+func newLogger(lc LoggingConfig, stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	switch lc.Level {
+	case "", "info":
+		level = slog.LevelInfo
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, fmt.Errorf("logging.level %q: use debug, info, warn or error", lc.Level)
+	}
+	var w io.Writer = os.Stdout
+	if lc.Stderr {
+		w = stderr
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Type == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
