@@ -18,7 +18,12 @@ type Writer struct {
 // Open opens (creating if needed) the database. autocheckpoint sets the
 // application's own wal_autocheckpoint (0 turns it off, <0 keeps SQLite's).
 func Open(ctx context.Context, path string, autocheckpoint int) (*Writer, error) {
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(wal)"
+	return OpenMode(ctx, path, autocheckpoint, "wal")
+}
+
+// OpenMode is Open with a journal mode ("wal", "delete", ...).
+func OpenMode(ctx context.Context, path string, autocheckpoint int, journalMode string) (*Writer, error) {
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(" + journalMode + ")"
 	if autocheckpoint >= 0 {
 		dsn += fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", autocheckpoint)
 	}

@@ -24,6 +24,7 @@ func main() {
 	every := flag.Duration("every", 0, "pause between transactions")
 	ckpt := flag.Int("autocheckpoint", -1, "the app's wal_autocheckpoint (-1: SQLite default, 0: off)")
 	truncateEvery := flag.Int("truncate-every", 0, "run PRAGMA wal_checkpoint(TRUNCATE) every N transactions (0: never)")
+	journal := flag.String("journal", "wal", "journal mode of a new database")
 	flag.Parse()
 	if *path == "" {
 		fmt.Fprintln(os.Stderr, "sqlwriter: -db is required")
@@ -31,14 +32,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *path, *n, *rows, *size, *big, *every, *ckpt, *truncateEvery); err != nil && ctx.Err() == nil {
+	if err := run(ctx, *path, *journal, *n, *rows, *size, *big, *every, *ckpt, *truncateEvery); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "sqlwriter:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, path string, n, rows, size, big int, every time.Duration, ckpt, truncateEvery int) error {
-	w, err := sqlwriter.Open(ctx, path, ckpt)
+func run(ctx context.Context, path, journal string, n, rows, size, big int, every time.Duration, ckpt, truncateEvery int) error {
+	w, err := sqlwriter.OpenMode(ctx, path, ckpt, journal)
 	if err != nil {
 		return err
 	}
