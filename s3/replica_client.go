@@ -1,0 +1,403 @@
+// Package s3 is the replica client for Amazon S3 and S3-compatible object
+// storage (MinIO, Backblaze B2, DigitalOcean Spaces, Cloudflare R2, ...),
+// in the layout of Litestream v0.3 under a key prefix.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litestream-go/litestream"
+)
+
+// PartSize is the multipart upload part size: an upload holds one part in
+// memory at a time, whatever the object's size.
+const PartSize = 8 << 20
+
+// ReplicaClient stores a replica in an S3 bucket under a key prefix.
+type ReplicaClient struct {
+	Bucket          string
+	Path            string // key prefix, no leading slash
+	Region          string // looked up from the bucket when empty and no endpoint
+	Endpoint        string // for S3-compatible stores; empty for AWS
+	ForcePathStyle  *bool  // default: true when Endpoint is set
+	SkipVerify      bool   // accept any TLS certificate
+	AccessKeyID     string
+	SecretAccessKey string
+	MaxAttempts     int // per request, with backoff (default 10)
+
+	// OnOp, if set, is called after each request with "GET", "PUT",
+	// "LIST" or "DELETE" and the stored bytes moved.
+	OnOp func(op string, bytes int64)
+
+	mu     sync.Mutex
+	client *s3.Client
+	keyID  string // access key id in use, for error messages
+}
+
+var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
+
+// Type returns "s3".
+func (c *ReplicaClient) Type() string { return "s3" }
+
+func (c *ReplicaClient) op(op string, n int64) {
+	if c.OnOp != nil {
+		c.OnOp(op, n)
+	}
+}
+
+// Init creates the SDK client on first use: credentials, region and
+// endpoint resolution. It sends no request unless the region must be looked
+// up.
+func (c *ReplicaClient) Init(ctx context.Context) (*s3.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		return c.client, nil
+	}
+	if c.Bucket == "" {
+		return nil, errors.New("s3 replica has no bucket: use s3://BUCKET/PATH or set bucket")
+	}
+	attempts := c.MaxAttempts
+	if attempts <= 0 {
+		attempts = 10
+	}
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = attempts
+				o.MaxBackoff = 5 * time.Second
+				// Client-side rate limiting would fail requests outright
+				// during a long outage; backoff alone is enough.
+				o.RateLimiter = noRateLimit{}
+			})
+		}),
+	}
+	keyID, secret := c.AccessKeyID, c.SecretAccessKey
+	if keyID == "" && secret == "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_SECRET_ACCESS_KEY") == "" {
+		keyID, secret = os.Getenv("LITESTREAM_ACCESS_KEY_ID"), os.Getenv("LITESTREAM_SECRET_ACCESS_KEY")
+	}
+	if keyID != "" || secret != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(keyID, secret, "")))
+		c.keyID = keyID
+	} else {
+		c.keyID = os.Getenv("AWS_ACCESS_KEY_ID")
+	}
+	if c.SkipVerify {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		opts = append(opts, awsconfig.WithHTTPClient(&http.Client{Transport: tr}))
+	}
+	region := c.Region
+	if region == "" && c.Endpoint != "" {
+		region = "us-east-1"
+	}
+	opts = append(opts, awsconfig.WithRegion(orDefault(region, "us-east-1")))
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 configuration: %w", err)
+	}
+	pathStyle := c.Endpoint != ""
+	if c.ForcePathStyle != nil {
+		pathStyle = *c.ForcePathStyle
+	}
+	clientOpts := func(o *s3.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+		o.UsePathStyle = pathStyle
+		// Many S3-compatible stores reject the newer default checksums.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}
+	client := s3.NewFromConfig(cfg, clientOpts)
+	if region == "" {
+		found, err := manager.GetBucketRegion(ctx, client, c.Bucket)
+		if err != nil {
+			return nil, c.describe("look up the region of bucket "+c.Bucket, err)
+		}
+		client = s3.NewFromConfig(cfg, clientOpts, func(o *s3.Options) { o.Region = found })
+	}
+	c.client = client
+	return client, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+type noRateLimit struct{}
+
+func (noRateLimit) GetToken(context.Context, uint) (func() error, error) {
+	return func() error { return nil }, nil
+}
+func (noRateLimit) AddTokens(uint) error { return nil }
+
+// key returns the object key of a replica-relative path.
+func (c *ReplicaClient) key(rel string) string {
+	p := strings.Trim(c.Path, "/")
+	if p == "" {
+		return rel
+	}
+	return p + "/" + rel
+}
+
+// Generations lists the generations, sorted.
+func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
+	client, err := c.Init(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(c.Bucket), Prefix: aws.String(c.key(litestream.GenerationsDir()) + "/"), Delimiter: aws.String("/"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, c.describe("list generations", err)
+		}
+		c.op("LIST", 0)
+		for _, cp := range page.CommonPrefixes {
+			name := path.Base(strings.TrimSuffix(aws.ToString(cp.Prefix), "/"))
+			if litestream.IsGeneration(name) {
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// list returns every object under a replica-relative directory.
+func (c *ReplicaClient) list(ctx context.Context, dir string) ([]types.Object, error) {
+	client, err := c.Init(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []types.Object
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(c.Bucket), Prefix: aws.String(c.key(dir) + "/"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, c.describe("list "+dir, err)
+		}
+		c.op("LIST", 0)
+		out = append(out, page.Contents...)
+	}
+	return out, nil
+}
+
+// Snapshots lists a generation's snapshots by index.
+func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
+	objs, err := c.list(ctx, litestream.SnapshotsDir(generation))
+	if err != nil {
+		return nil, err
+	}
+	var out []litestream.SnapshotInfo
+	for _, o := range objs {
+		index, err := litestream.ParseSnapshotName(path.Base(aws.ToString(o.Key)))
+		if err != nil {
+			continue
+		}
+		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: aws.ToInt64(o.Size), CreatedAt: aws.ToTime(o.LastModified)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, nil
+}
+
+// Segments lists a generation's WAL segments by index and offset.
+func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
+	objs, err := c.list(ctx, litestream.SegmentsDir(generation))
+	if err != nil {
+		return nil, err
+	}
+	var out []litestream.SegmentInfo
+	for _, o := range objs {
+		index, offset, err := litestream.ParseSegmentName(path.Base(aws.ToString(o.Key)))
+		if err != nil {
+			continue
+		}
+		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: aws.ToInt64(o.Size), CreatedAt: aws.ToTime(o.LastModified)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
+	return out, nil
+}
+
+// WriteSnapshot uploads r as a snapshot.
+func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	n, err := c.upload(ctx, c.key(litestream.SnapshotPath(generation, index)), r)
+	if err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
+	return litestream.SnapshotInfo{Generation: generation, Index: index, Size: n, CreatedAt: time.Now()}, nil
+}
+
+// WriteSegment uploads r as a WAL segment.
+func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	n, err := c.upload(ctx, c.key(litestream.SegmentPath(pos)), r)
+	if err != nil {
+		return litestream.SegmentInfo{}, err
+	}
+	return litestream.SegmentInfo{Generation: pos.Generation, Index: pos.Index, Offset: pos.Offset, Size: n, CreatedAt: time.Now()}, nil
+}
+
+// OpenSnapshot opens a stored snapshot.
+func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return c.get(ctx, c.key(litestream.SnapshotPath(generation, index)))
+}
+
+// OpenSegment opens a stored WAL segment.
+func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
+	return c.get(ctx, c.key(litestream.SegmentPath(pos)))
+}
+
+// DeleteGeneration deletes every object of a generation.
+func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
+	if !litestream.IsGeneration(generation) {
+		return fmt.Errorf("invalid generation name %q", generation)
+	}
+	objs, err := c.list(ctx, litestream.GenerationDir(generation))
+	if err != nil {
+		return err
+	}
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = aws.ToString(o.Key)
+	}
+	return c.deleteKeys(ctx, keys)
+}
+
+// DeleteSnapshot deletes a snapshot; a missing one is not an error.
+func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
+	return c.deleteKeys(ctx, []string{c.key(litestream.SnapshotPath(generation, index))})
+}
+
+// DeleteSegments deletes WAL segments, up to 1000 per request.
+func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
+	keys := make([]string, len(positions))
+	for i, p := range positions {
+		keys[i] = c.key(litestream.SegmentPath(p))
+	}
+	return c.deleteKeys(ctx, keys)
+}
+
+func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string) error {
+	client, err := c.Init(ctx)
+	if err != nil {
+		return err
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		ids := make([]types.ObjectIdentifier, n)
+		for i, k := range keys[:n] {
+			ids[i] = types.ObjectIdentifier{Key: aws.String(k)}
+		}
+		out, err := client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(c.Bucket), Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return c.describe("delete objects", err)
+		}
+		c.op("DELETE", 0)
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) != "NoSuchKey" {
+				return fmt.Errorf("delete %s: %s: %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
+			}
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// upload stores r at key: one PutObject when it fits in a part, else a
+// multipart upload with one part in memory at a time. A failed multipart
+// upload is aborted, so nothing partial becomes visible.
+func (c *ReplicaClient) upload(ctx context.Context, key string, r io.Reader) (int64, error) {
+	client, err := c.Init(ctx)
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, PartSize)
+	n, err := io.ReadFull(r, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, fmt.Errorf("upload %s: read: %w", key, err)
+	}
+	if n < PartSize {
+		if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(c.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
+		}); err != nil {
+			return 0, c.describe("upload "+key, err)
+		}
+		c.op("PUT", int64(n))
+		return int64(n), nil
+	}
+	mp, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return 0, c.describe("upload "+key, err)
+	}
+	c.op("PUT", 0)
+	total, err := c.uploadParts(ctx, client, key, mp.UploadId, buf, n, r)
+	if err != nil {
+		// Abort with a fresh context: the caller's may be what failed.
+		actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(c.Bucket), Key: aws.String(key), UploadId: mp.UploadId})
+		return 0, err
+	}
+	return total, nil
+}
+
+func (c *ReplicaClient) uploadParts(ctx context.Context, client *s3.Client, key string, uploadID *string, buf []byte, n int, r io.Reader) (int64, error) {
+	var parts []types.CompletedPart
+	var total int64
+	for num := int32(1); n > 0; num++ {
+		out, err := client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: aws.String(c.Bucket), Key: aws.String(key), UploadId: uploadID, PartNumber: aws.Int32(num),
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
+		})
+		if err != nil {
+			return 0, c.describe(fmt.Sprintf("upload %s part %d", key, num), err)
+		}
+		c.op("PUT", int64(n))
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+		total += int64(n)
+		var rerr error
+		n, rerr = io.ReadFull(r, buf)
+		if rerr != nil && rerr != io.ErrUnexpectedEOF && rerr != io.EOF {
+			return 0, fmt.Errorf("upload %s: read: %w", key, rerr)
+		}
+	}
+	if _, err := client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(c.Bucket), Key: aws.String(key), UploadId: uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}); err != nil {
+		return 0, c.describe("complete upload of "+key, err)
+	}
+	c.op("PUT", 0)
+	return total, nil
+}
