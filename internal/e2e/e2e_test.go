@@ -162,7 +162,9 @@ func TestAppCheckpoints(t *testing.T) {
 		t.Fatalf("writer: %s", w.Output())
 	}
 	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
-	WaitFor(t, 30*time.Second, "a new generation", func() bool { return strings.Contains(rep.Output(), "new generation") && strings.Contains(rep.Output(), "snapshot written") })
+	WaitFor(t, 30*time.Second, "a new generation", func() bool {
+		return strings.Contains(rep.Output(), "new generation") && strings.Contains(rep.Output(), "snapshot written")
+	})
 	stopReplicate(t, rep)
 	if !strings.Contains(rep.Output(), "WAL header changed") && !strings.Contains(rep.Output(), "differ") {
 		t.Errorf("new generation without the reason logged:\n%s", rep.Output())
