@@ -33,7 +33,8 @@ func ParseAgeKeys(recipients, identities []string) (Codec, error) {
 	if len(identities) > 0 {
 		ids, err := age.ParseIdentities(strings.NewReader(strings.Join(identities, "\n")))
 		if err != nil {
-			return c, fmt.Errorf("age identities: invalid key (value not shown): %w", errors.Unwrap(err))
+			// The parser's message may quote the secret key: never show it.
+			return c, errors.New("age identities: invalid identity (expected AGE-SECRET-KEY-1...; value not shown)")
 		}
 		c.Identities = ids
 	}
