@@ -232,6 +232,7 @@ func (db *DB) init(ctx context.Context) error {
 		return err
 	}
 	db.conns, db.pageSize = conns, pageSize
+	db.lastCheckpoint = time.Now() // the interval counts from the start
 
 	// Recover the generation from the meta directory, if any.
 	gen, err := readGenerationFile(db.metaPath)

@@ -124,21 +124,27 @@ func (r *Replica) locate(ctx context.Context, end Pos) error {
 		r.logger().Info("replica position recovered", "position", pos.String())
 		return nil
 	}
-	// The replica does not continue the shadow WAL (it is ahead of it, or
-	// the shadow files it needs are gone). Segments at and after the
-	// restart index would clash with new ones, so remove them and snapshot.
 	r.logger().Warn("replica does not continue the shadow WAL; taking a new snapshot", "replica_pos", pos.String(), "shadow_pos", end.String())
+	return r.restartAt(ctx, end, segs)
+}
+
+// restartAt makes the replica start over at the shadow's current index with
+// a new snapshot. Segments at and after that index would clash with the new
+// ones, so they are removed first.
+func (r *Replica) restartAt(ctx context.Context, end Pos, segs []SegmentInfo) error {
 	var stale []Pos
 	for _, s := range segs {
 		if s.Index >= end.Index {
 			stale = append(stale, s.Pos())
 		}
 	}
-	if err := r.Client.DeleteSegments(ctx, stale); err != nil {
-		return fmt.Errorf("delete stale segments: %w", err)
+	if len(stale) > 0 {
+		if err := r.Client.DeleteSegments(ctx, stale); err != nil {
+			return fmt.Errorf("delete stale segments: %w", err)
+		}
 	}
 	r.needSnapshot = true
-	r.setPos(fresh)
+	r.setPos(Pos{Generation: end.Generation, Index: end.Index})
 	return nil
 }
 
@@ -172,7 +178,16 @@ func (r *Replica) syncSegments(ctx context.Context) error {
 			return fmt.Errorf("replica position %s is past the shadow WAL end %s", r.pos, end)
 		}
 		size, err := r.db.shadowFileSize(r.pos.Index)
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// The shadow file this replica needs is gone (the meta
+			// directory was cleaned by hand?): start over from a snapshot.
+			r.logger().Warn("shadow WAL file needed by the replica is missing; taking a new snapshot", "replica_pos", r.pos.String())
+			segs, lerr := r.Client.Segments(ctx, r.pos.Generation)
+			if lerr != nil {
+				return fmt.Errorf("list WAL segments: %w", lerr)
+			}
+			return r.restartAt(ctx, end, segs)
+		} else if err != nil {
 			return err
 		}
 		// A header with no committed frame yet is not worth a segment.
