@@ -49,6 +49,7 @@ type DB struct {
 	lastCheckpoint time.Time // time of our last checkpoint attempt
 	changed        chan struct{}
 	stats          DBStats
+	marks          copyMarks // when recent shadow positions were reached, for replica lag
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,7 +57,13 @@ type DB struct {
 
 // DBStats are counters kept for metrics and tests.
 type DBStats struct {
+	Generation      string
+	ShadowIndex     int
+	ShadowSize      int64 // committed bytes of the current shadow file
 	WALBytes        int64 // committed WAL bytes copied into the shadow WAL
+	Syncs           int64
+	SyncErrs        int64
+	SyncTime        time.Duration
 	Checkpoints     int64
 	CheckpointErrs  int64
 	CheckpointTime  time.Duration
@@ -192,7 +199,15 @@ var errDBNotReady = errors.New("database not ready")
 // generation or shadow index when needed, then checkpoints per the policy.
 func (db *DB) Sync(ctx context.Context) error {
 	db.mu.Lock()
+	start := time.Now()
 	err := db.syncLocked(ctx)
+	if !errors.Is(err, errDBNotReady) {
+		db.stats.Syncs++
+		db.stats.SyncTime += time.Since(start)
+		if err != nil {
+			db.stats.SyncErrs++
+		}
+	}
 	db.mu.Unlock()
 	if err != nil {
 		return err
@@ -285,6 +300,7 @@ func (db *DB) appendWAL(wal io.ReaderAt, walSize int64) error {
 	}
 	if added > 0 {
 		db.stats.WALBytes += added
+		db.marks.add(Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: db.shadow.Size()}, time.Now())
 		db.notifyChanged()
 	}
 	return nil
@@ -353,6 +369,7 @@ func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader,
 	}
 	db.generation, db.shadow = gen, s
 	db.restartAllowed = false
+	db.marks = copyMarks{}
 	db.stats.Generations++
 	db.stats.LastNewGenCause = reason
 	db.Logger.Info("new generation", "db", db.path, "generation", gen, "previous", old, "reason", reason)
@@ -415,7 +432,38 @@ func (db *DB) ShadowPos() (Pos, <-chan struct{}) {
 func (db *DB) Stats() DBStats {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return db.stats
+	st := db.stats
+	if db.shadow != nil {
+		st.Generation, st.ShadowIndex, st.ShadowSize = db.generation, db.shadow.Index(), db.shadow.Size()
+	}
+	return st
+}
+
+// ReplicaLag returns how long ago the oldest committed transaction that a
+// replica at pos does not have yet was copied from the WAL; 0 when the
+// replica has everything.
+func (db *DB) ReplicaLag(pos Pos, now time.Time) time.Duration {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.shadow == nil {
+		return 0
+	}
+	end := Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: db.shadow.Size()}
+	if pos == end {
+		return 0
+	}
+	if pos.Generation == end.Generation && pos.Index == end.Index-1 {
+		// A complete earlier index counts as caught up when the current
+		// one holds no commit yet.
+		if size, err := db.shadow.FileSize(pos.Index); err == nil && size == pos.Offset && end.Offset == WALHeaderSize {
+			return 0
+		}
+	}
+	at, ok := db.marks.firstAfter(pos)
+	if !ok {
+		return 0
+	}
+	return now.Sub(at)
 }
 
 // readGenerationFile reads <meta>/generation; "" when absent.

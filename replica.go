@@ -27,6 +27,7 @@ type Replica struct {
 	needSnapshot bool       // the replica has no snapshot in pos.Generation
 	lastSnapshot time.Time
 	lastRetain   time.Time
+	lastValidate time.Time
 
 	statusMu sync.Mutex
 	status   ReplicaStatus
@@ -41,6 +42,9 @@ type ReplicaStatus struct {
 	SyncCount    int64
 	SyncErrCount int64
 	WALBytes     int64 // raw WAL bytes shipped
+
+	ValidationsOK     int64
+	ValidationsFailed int64
 }
 
 // NewReplica returns a replica with v0.3's default schedule.

@@ -18,6 +18,9 @@ func (r *Replica) run(ctx context.Context) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	r.mu.Lock()
+	r.lastSnapshot, r.lastValidate = time.Now(), time.Now() // schedules count from the start
+	r.mu.Unlock()
 	var lastErr string
 	for {
 		err := r.Sync(ctx)
@@ -52,7 +55,16 @@ func (r *Replica) runSchedules(ctx context.Context) error {
 	r.mu.Lock()
 	snapDue := r.SnapshotInterval > 0 && time.Since(r.lastSnapshot) >= r.SnapshotInterval
 	retainDue := r.Retention > 0 && r.RetentionCheckInterval > 0 && time.Since(r.lastRetain) >= r.RetentionCheckInterval
+	validateDue := r.ValidationInterval > 0 && time.Since(r.lastValidate) >= r.ValidationInterval
+	if validateDue {
+		r.lastValidate = time.Now()
+	}
 	r.mu.Unlock()
+	if validateDue {
+		// Logged and counted by Validate; a failed validation is not a
+		// failed sync.
+		_, _ = r.Validate(ctx)
+	}
 	if snapDue {
 		if _, err := r.Snapshot(ctx); err != nil {
 			return err

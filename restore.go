@@ -51,7 +51,7 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 		return err
 	}
 	downloaded := time.Since(start)
-	pages, err := applySegments(dbPath, plan, files, logger)
+	pages, err := applySegments(dbPath, plan, files, opt.until, logger)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func (g *walGroup) segmentAt(off int64) string {
 // without gaps), keeps for each page the location of its last version
 // committed by a commit frame, then writes each such page once and sets the
 // file size from the last commit. It returns the pages written.
-func applySegments(dbPath string, plan *RestorePlan, files []string, logger *slog.Logger) (int, error) {
+func applySegments(dbPath string, plan *RestorePlan, files []string, until *Pos, logger *slog.Logger) (int, error) {
 	if len(files) == 0 {
 		return 0, nil
 	}
@@ -116,6 +116,12 @@ func applySegments(dbPath string, plan *RestorePlan, files []string, logger *slo
 	var dbSize uint32 // pages after the last commit applied
 	for gi, g := range groups {
 		total := g.ends[len(g.ends)-1]
+		if until != nil && g.index == until.Index {
+			if total < until.Offset {
+				return 0, fmt.Errorf("replica does not hold position %s yet", until)
+			}
+			total = until.Offset
+		}
 		buf := make([]byte, WALHeaderSize)
 		if _, err := g.ReadAt(buf, 0); err != nil {
 			return 0, fmt.Errorf("WAL segment %s: no WAL header: %w", g.segmentAt(0), err)

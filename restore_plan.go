@@ -27,6 +27,10 @@ type RestoreOptions struct {
 	// Progress, if set, is called with the stored bytes downloaded so far
 	// and the total planned.
 	Progress func(done, total int64)
+
+	// until, when set, restores exactly to this position of its generation
+	// (a commit boundary), for validation.
+	until *Pos
 }
 
 // RestorePlan is what a restore will do: one snapshot, then every segment
@@ -195,6 +199,9 @@ func planGeneration(c candidate, opt RestoreOptions) (*RestorePlan, error) {
 	plan := &RestorePlan{Replica: c.replica, Generation: c.gen, Snapshot: *snap, Target: snap.Pos()}
 	for _, s := range c.segs {
 		if s.Index < snap.Index || (opt.Index != NoIndex && s.Index > opt.Index) {
+			continue
+		}
+		if u := opt.until; u != nil && (s.Index > u.Index || (s.Index == u.Index && s.Offset >= u.Offset)) {
 			continue
 		}
 		if !opt.Timestamp.IsZero() && s.CreatedAt.After(opt.Timestamp) {

@@ -23,6 +23,8 @@ type Config struct {
 	SecretAccessKey string        `yaml:"secret-access-key"`
 	Exec            string        `yaml:"exec"`
 	Logging         LoggingConfig `yaml:"logging"`
+	HealthWindow    *Duration     `yaml:"health-window"` // /healthz: longest time since a replica's last good sync
+	Pprof           bool          `yaml:"pprof"`         // serve /debug/pprof on addr (off by default)
 }
 
 // LoggingConfig selects the log level, format and stream.
@@ -181,7 +183,7 @@ func sectionName(typ string) string {
 // suggestKey proposes the closest known key of the same section.
 func suggestKey(key, typ string) string {
 	known := map[string][]string{
-		"Config":        {"dbs", "addr", "access-key-id", "secret-access-key", "exec", "logging"},
+		"Config":        {"dbs", "addr", "access-key-id", "secret-access-key", "exec", "logging", "health-window", "pprof"},
 		"DBConfig":      {"path", "meta-path", "monitor-interval", "checkpoint-interval", "min-checkpoint-page-count", "max-checkpoint-page-count", "replicas"},
 		"ReplicaConfig": {"type", "name", "path", "url", "retention", "retention-check-interval", "snapshot-interval", "sync-interval", "validation-interval", "age", "bucket", "region", "endpoint", "force-path-style", "skip-verify", "access-key-id", "secret-access-key"},
 		"LoggingConfig": {"level", "type", "stderr"},
@@ -269,6 +271,9 @@ func (c *Config) normalize() error {
 	case "", "text", "json":
 	default:
 		return fmt.Errorf("logging.type %q: use text or json", c.Logging.Type)
+	}
+	if c.HealthWindow != nil && *c.HealthWindow <= 0 {
+		return errors.New("health-window must be positive")
 	}
 	seen := map[string]int{}
 	for i, db := range c.DBs {

@@ -93,7 +93,8 @@ func replicaConfigFromURL(s string) (*ReplicaConfig, error) {
 }
 
 // newDBFromConfig builds the engine's DB with its replicas.
-func newDBFromConfig(dbc *DBConfig, logger *slog.Logger) (*litestream.DB, error) {
+// ops, if not nil, counts the replicas' storage requests.
+func newDBFromConfig(dbc *DBConfig, logger *slog.Logger, ops *litestream.OpCounter) (*litestream.DB, error) {
 	db := litestream.NewDB(dbc.Path)
 	db.Logger = logger
 	if dbc.MetaPath != "" {
@@ -108,7 +109,7 @@ func newDBFromConfig(dbc *DBConfig, logger *slog.Logger) (*litestream.DB, error)
 		db.MaxCheckpointPageN = *dbc.MaxCheckpointPageN
 	}
 	for _, rc := range dbc.Replicas {
-		r, err := newReplicaFromConfig(rc)
+		r, err := newReplicaFromConfig(rc, ops)
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", dbc.Path, err)
 		}
@@ -118,15 +119,22 @@ func newDBFromConfig(dbc *DBConfig, logger *slog.Logger) (*litestream.DB, error)
 }
 
 // newReplicaFromConfig builds a replica (client, codec, schedule).
-func newReplicaFromConfig(rc *ReplicaConfig) (*litestream.Replica, error) {
+func newReplicaFromConfig(rc *ReplicaConfig, ops *litestream.OpCounter) (*litestream.Replica, error) {
 	var client litestream.ReplicaClient
 	switch rc.Type {
 	case "file":
-		client = file.NewReplicaClient(rc.Path)
+		c := file.NewReplicaClient(rc.Path)
+		if ops != nil {
+			c.OnOp = ops.Hook("file")
+		}
+		client = c
 	case "s3":
 		c, err := newS3Client(rc)
 		if err != nil {
 			return nil, fmt.Errorf("replica %s: %w", rc.Name, err)
+		}
+		if ops != nil {
+			c.OnOp = ops.Hook("s3")
 		}
 		client = c
 	default:
@@ -167,7 +175,7 @@ func resolveReplicas(cf configFlags, arg string) ([]*litestream.Replica, *DBConf
 		if err := cfg.normalize(); err != nil {
 			return nil, nil, err
 		}
-		r, err := newReplicaFromConfig(rc)
+		r, err := newReplicaFromConfig(rc, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -181,7 +189,7 @@ func resolveReplicas(cf configFlags, arg string) ([]*litestream.Replica, *DBConf
 	if dbc == nil {
 		return nil, nil, fmt.Errorf("database %s is not in the config file, and is not a replica URL or directory", arg)
 	}
-	db, err := newDBFromConfig(dbc, slog.Default())
+	db, err := newDBFromConfig(dbc, slog.Default(), nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -47,28 +47,36 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *execCmd != "" {
-		if cfg.Exec != "" && cfg.Exec != *execCmd {
-			defer slog.Info("-exec flag overrides the config file's exec", "flag", *execCmd, "config", cfg.Exec)
-		}
-		cfg.Exec = *execCmd
-	}
 	logger, err := newLogger(cfg.Logging, c.stderr)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(logger)
+	if *execCmd != "" {
+		if cfg.Exec != "" && cfg.Exec != *execCmd {
+			logger.Warn("the -exec flag overrides the config file's exec", "flag", *execCmd, "config", cfg.Exec)
+		}
+		cfg.Exec = *execCmd
+	}
 	if len(cfg.DBs) == 0 {
 		return errors.New("no databases to replicate: list them under dbs: in the config file, or pass DB_PATH REPLICA_URL")
 	}
 
+	ops := &litestream.OpCounter{}
 	var dbs []*litestream.DB
 	for _, dbc := range cfg.DBs {
-		db, err := newDBFromConfig(dbc, logger)
+		db, err := newDBFromConfig(dbc, logger, ops)
 		if err != nil {
 			return err
 		}
 		dbs = append(dbs, db)
+	}
+	if cfg.Addr != "" {
+		srv, err := startHTTPServer(cfg.Addr, dbs, ops, cfg.HealthWindow.D(DefaultHealthWindow), cfg.Pprof, logger)
+		if err != nil {
+			return err
+		}
+		defer srv.shutdown()
 	}
 	for _, db := range dbs {
 		if err := db.Open(); err != nil {

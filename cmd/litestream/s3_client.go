@@ -1,13 +1,12 @@
 package main
 
 import (
-	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/s3"
 )
 
 // newS3Client builds the S3 replica client from a replica config: the URL
 // (if any) first, then the explicit keys, which win.
-func newS3Client(rc *ReplicaConfig) (litestream.ReplicaClient, error) {
+func newS3Client(rc *ReplicaConfig) (*s3.ReplicaClient, error) {
 	c := &s3.ReplicaClient{Bucket: rc.Bucket, Path: rc.Path}
 	if rc.URL != "" {
 		parsed, err := s3.ParseURL(rc.URL)

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/litestream-go/litestream"
+)
+
+// DefaultHealthWindow is how recent every replica's last successful sync
+// must be for /healthz to answer 200.
+const DefaultHealthWindow = time.Minute
+
+// httpServer serves /metrics, /healthz and, only when asked, /debug/pprof.
+type httpServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// startHTTPServer binds addr now, so that a bad address fails at start, and
+// serves in the background until shutdown.
+func startHTTPServer(addr string, dbs []*litestream.DB, ops *litestream.OpCounter, window time.Duration, withPprof bool, logger *slog.Logger) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("addr %q: cannot listen for metrics (%v): choose a free host:port, or remove addr to turn metrics off", addr, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetricsCollector(dbs, ops))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	started := time.Now()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if problems := healthProblems(dbs, window, started, time.Now()); len(problems) > 0 {
+			http.Error(w, "unhealthy: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	s := &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "error", err)
+		}
+	}()
+	logger.Info("serving metrics", "addr", ln.Addr().String(), "pprof", withPprof)
+	return s, nil
+}
+
+// Addr returns the bound address.
+func (s *httpServer) Addr() string { return s.ln.Addr().String() }
+
+// shutdown stops the server.
+func (s *httpServer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// healthProblems lists why the process is unhealthy: a database that is
+// not replicating, or a replica whose last successful sync is older than
+// the window (after a grace period of one window from start).
+func healthProblems(dbs []*litestream.DB, window time.Duration, started, now time.Time) []string {
+	var out []string
+	grace := now.Sub(started) < window
+	for _, db := range dbs {
+		if db.Stats().Generation == "" {
+			if !grace {
+				out = append(out, fmt.Sprintf("database %s is not being replicated yet", db.Path()))
+			}
+			continue
+		}
+		for _, r := range db.Replicas {
+			st := r.Status()
+			last := st.LastSync
+			if last.IsZero() {
+				last = started
+			}
+			if now.Sub(last) <= window {
+				continue
+			}
+			msg := fmt.Sprintf("replica %s of %s: no successful sync for %s", r.Name, db.Path(), now.Sub(last).Round(time.Second))
+			if st.LastSyncErr != nil {
+				msg += ": " + oneLine(st.LastSyncErr.Error())
+			}
+			out = append(out, msg)
+		}
+	}
+	return out
+}
