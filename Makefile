@@ -8,7 +8,10 @@ export CGO_ENABLED ?= 0
 VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build install test test-short tools lint clean
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([^0-9]\)/0.0.0~\1/')
+PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+.PHONY: build install test tools lint release deb package-check clean
 
 ## build: the litestream binary in ./bin
 build:
@@ -36,6 +39,33 @@ lint: $(BIN)/staticcheck
 ## test: everything: tools, lint, and every test with the race detector
 test: tools lint
 	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw go test -race -timeout 40m ./...
+
+## release: cross-compile every platform into ./bin/dist, version stamped
+release:
+	@for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "build $$os/$$arch"; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" \
+			-o $(BIN)/dist/litestream-$$os-$$arch$$ext ./cmd/litestream || exit 1; \
+	done
+
+$(BIN)/nfpm:
+	GOBIN=$(BIN) go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.1
+
+## deb: the Debian package (binary, systemd unit, sample config) in ./bin
+deb: $(BIN)/nfpm
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/litestream-linux-amd64 ./cmd/litestream
+	GOARCH=amd64 VERSION=$(DEB_VERSION) nfpm package -f nfpm.yaml -p deb -t $(BIN)/litestream_$(DEB_VERSION)_amd64.deb
+
+## package-check: cross-compiles build; the .deb holds the right files, installs, and runs (needs root)
+package-check: release deb
+	dpkg-deb -c $(BIN)/litestream_$(DEB_VERSION)_amd64.deb | tee $(BIN)/deb-contents.txt
+	grep -q ' ./usr/bin/litestream$$' $(BIN)/deb-contents.txt
+	grep -q ' ./lib/systemd/system/litestream.service$$' $(BIN)/deb-contents.txt
+	grep -q ' ./etc/litestream.yml$$' $(BIN)/deb-contents.txt
+	dpkg -i $(BIN)/litestream_$(DEB_VERSION)_amd64.deb
+	/usr/bin/litestream version | grep -qF '$(VERSION)'
+	@echo "package check passed: $(VERSION)"
 
 clean:
 	rm -rf $(BIN)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -160,5 +161,37 @@ func TestSplitCommandLine(t *testing.T) {
 	}
 	if _, err := splitCommandLine(`a 'b`); err == nil {
 		t.Fatal("unterminated quote accepted")
+	}
+}
+
+var exampleLine = regexp.MustCompile(`^# (- )?[a-z][a-z-]*:( |$)`)
+
+// TestSampleConfig: the commented sample config shipped in the package
+// parses, and so does its example once uncommented.
+func TestSampleConfig(t *testing.T) {
+	if _, err := ReadConfigFile("../../etc/litestream.yml", true); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../../etc/litestream.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		trimmed := strings.TrimLeft(l, " ")
+		// Uncomment example lines ("# key: value" and "#   - ..."), keep prose.
+		if exampleLine.MatchString(trimmed) {
+			indent := len(l) - len(trimmed)
+			l = strings.Repeat(" ", indent) + strings.TrimPrefix(trimmed, "# ")
+			if i := strings.Index(l, "  #"); i >= 0 {
+				l = l[:i]
+			}
+		}
+		lines = append(lines, l)
+	}
+	t.Setenv("AWS_SECRET", "s")
+	if _, err := ParseConfig([]byte(strings.Join(lines, "\n")), true); err != nil {
+		t.Logf("uncommented sample:\n%s", strings.Join(lines, "\n"))
+		t.Fatalf("uncommented sample: %v", err)
 	}
 }
