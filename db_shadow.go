@@ -1,6 +1,16 @@
 package litestream
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
+
+// copyNow copies new committed WAL frames into the shadow WAL now.
+func (db *DB) copyNow(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.syncLocked(ctx)
+}
 
 // shadowPath returns the path of a shadow WAL file.
 func (db *DB) shadowPath(generation string, index int) string {

@@ -85,6 +85,10 @@ func (r *Replica) Sync(ctx context.Context) (err error) {
 	defer func() { r.recordSync(err) }()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Copy the WAL first, so that a commit waits for one sync interval,
+	// not a monitor interval and then a sync interval. A failure here is
+	// the monitor's to report; the replica ships what the shadow has.
+	_ = r.db.copyNow(ctx)
 	end, _ := r.db.ShadowPos()
 	if end.IsZero() {
 		return errDBNotReady

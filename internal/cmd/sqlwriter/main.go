@@ -25,6 +25,7 @@ func main() {
 	ckpt := flag.Int("autocheckpoint", -1, "the app's wal_autocheckpoint (-1: SQLite default, 0: off)")
 	truncateEvery := flag.Int("truncate-every", 0, "run PRAGMA wal_checkpoint(TRUNCATE) every N transactions (0: never)")
 	journal := flag.String("journal", "wal", "journal mode of a new database")
+	exact := flag.Bool("exact", false, "exactly -rows rows of -size bytes per transaction (no variation)")
 	flag.Parse()
 	if *path == "" {
 		fmt.Fprintln(os.Stderr, "sqlwriter: -db is required")
@@ -32,13 +33,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *path, *journal, *n, *rows, *size, *big, *every, *ckpt, *truncateEvery); err != nil && ctx.Err() == nil {
+	if err := run(ctx, *path, *journal, *n, *rows, *size, *big, *every, *ckpt, *truncateEvery, *exact); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "sqlwriter:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, path, journal string, n, rows, size, big int, every time.Duration, ckpt, truncateEvery int) error {
+func run(ctx context.Context, path, journal string, n, rows, size, big int, every time.Duration, ckpt, truncateEvery int, exact bool) error {
 	w, err := sqlwriter.OpenMode(ctx, path, ckpt, journal)
 	if err != nil {
 		return err
@@ -49,6 +50,9 @@ func run(ctx context.Context, path, journal string, n, rows, size, big int, ever
 			return nil
 		}
 		nrows, psize := 1+i%rows, 1+(i*7919)%size
+		if exact {
+			nrows, psize = rows, size
+		}
 		if big > 0 && i == n/2 {
 			nrows, psize = (big+(1<<20)-1)/(1<<20), 1<<20
 		}
