@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([^0-9]\)/0.0.0~\1/')
 PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: build install test tools lint release deb package-check clean
+.PHONY: build install test tools lint bench bench-quick release deb package-check clean
 
 ## build: the litestream binary in ./bin
 build:
@@ -39,6 +39,15 @@ lint: $(BIN)/staticcheck
 ## test: everything: tools, lint, and every test with the race detector
 test: tools lint
 	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw go test -race -timeout 40m ./...
+
+## bench: overhead, lag, restore speed, resources and cost against baselines (several minutes)
+bench: $(BIN)/versitygw
+	go test -run '^$$' -bench . -benchtime 20x .
+	go run ./internal/cmd/bench -o bench.json
+
+## bench-quick: the same with small sizes, to check that it runs
+bench-quick: $(BIN)/versitygw
+	go run ./internal/cmd/bench -quick -o bench-quick.json
 
 ## release: cross-compile every platform into ./bin/dist, version stamped
 release:

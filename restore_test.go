@@ -3,6 +3,9 @@ package litestream_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -270,4 +273,47 @@ func copyDir(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// BenchmarkRestoreApply restores a replica with a long WAL history of many
+// small segments; MB/s counts the restored database size.
+func BenchmarkRestoreApply(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	db := litestream.NewDB(path)
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := litestream.NewReplica("file", file.NewReplicaClient(replicaDir))
+	db.AddReplica(r)
+	for i := 0; i < 2000; i++ {
+		if _, err := w.Commit(ctx, 2, 1500); err != nil {
+			b.Fatal(err)
+		}
+		if i%10 == 9 {
+			if err := db.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := r.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	db.Close(ctx)
+	fi, _ := os.Stat(path)
+	b.SetBytes(fi.Size())
+	opt := litestream.RestoreOptions{Index: litestream.NoIndex, Logger: db.Logger}
+	for i := 0; b.Loop(); i++ {
+		plan, err := litestream.PlanRestore(ctx, []*litestream.Replica{r}, opt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := litestream.Restore(ctx, plan, filepath.Join(dir, fmt.Sprintf("out%d.db", i)), opt); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

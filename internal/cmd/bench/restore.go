@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/file"
+	"github.com/litestream-go/litestream/internal/s3test"
+	"github.com/litestream-go/litestream/s3"
+)
+
+// restore measures restoring a database with a long WAL history of many
+// small segments, from the file replica and the local S3 server, against
+// copying the database file with cp.
+func (b *bench) restore(ctx context.Context) error {
+	size, history := int64(1<<30), int64(520<<20)
+	if b.quick {
+		size, history = 48<<20, 24<<20
+	}
+	dir, err := os.MkdirTemp(b.dir, "restore-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "app.db")
+	fmt.Fprintf(os.Stderr, "   building a %d MB database with %d MB of WAL history\n", size>>20, history>>20)
+	sdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=synchronous(off)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer sdb.Close()
+	sdb.SetMaxOpenConns(1)
+	if _, err := sdb.ExecContext(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)"); err != nil {
+		return err
+	}
+	const rowBytes, batch = 3000, 2000
+	rows := 0
+	for st, _ := os.Stat(path); st == nil || st.Size() < size; st, _ = os.Stat(path) {
+		if _, err := sdb.ExecContext(ctx, fmt.Sprintf("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSERT INTO t (payload) SELECT randomblob(%d) FROM c", batch, rowBytes)); err != nil {
+			return err
+		}
+		rows += batch
+	}
+	if _, err := sdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return err
+	}
+
+	db := litestream.NewDB(path)
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	fileRep := litestream.NewReplica("file", file.NewReplicaClient(filepath.Join(dir, "replica")))
+	s3Rep := litestream.NewReplica("s3", &s3.ReplicaClient{Bucket: b.bucket, Path: "restore", Endpoint: b.s3.Endpoint(), AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey})
+	db.AddReplica(fileRep)
+	db.AddReplica(s3Rep)
+	defer db.Close(ctx)
+	syncAll := func() error {
+		if err := db.Sync(ctx); err != nil {
+			return err
+		}
+		for _, r := range db.Replicas {
+			if err := r.Sync(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := syncAll(); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := 0; db.Stats().WALBytes < history; i++ {
+		ids := make([]string, 25)
+		for j := range ids {
+			ids[j] = fmt.Sprint(1 + rng.IntN(rows))
+		}
+		if _, err := sdb.ExecContext(ctx, fmt.Sprintf("UPDATE t SET payload = randomblob(%d) WHERE id IN (%s)", rowBytes, strings.Join(ids, ","))); err != nil {
+			return err
+		}
+		if i%10 == 9 {
+			if err := syncAll(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := syncAll(); err != nil {
+		return err
+	}
+	segs, _ := fileRep.Client.Segments(ctx, fileRep.Pos().Generation)
+	fmt.Fprintf(os.Stderr, "   %d segments, %d MB of WAL shipped\n", len(segs), db.Stats().WALBytes>>20)
+
+	st, _ := os.Stat(path)
+	mb := float64(st.Size()) / 1e6
+	cpStart := time.Now()
+	if out, err := exec.Command("cp", path, filepath.Join(dir, "cp.db")).CombinedOutput(); err != nil {
+		return fmt.Errorf("cp: %v: %s", err, out)
+	}
+	cpTime := time.Since(cpStart)
+	os.Remove(filepath.Join(dir, "cp.db"))
+	b.add(Figure{Section: "restore", Name: "cp of the database file", Value: cpTime.Seconds(), Unit: "s"})
+	for _, r := range []*litestream.Replica{fileRep, s3Rep} {
+		out := filepath.Join(dir, "restored-"+r.Name+".db")
+		start := time.Now()
+		plan, err := litestream.PlanRestore(ctx, []*litestream.Replica{r}, litestream.RestoreOptions{Index: litestream.NoIndex})
+		if err != nil {
+			return err
+		}
+		if err := litestream.Restore(ctx, plan, out, litestream.RestoreOptions{Index: litestream.NoIndex, Logger: db.Logger}); err != nil {
+			return err
+		}
+		d := time.Since(start)
+		os.Remove(out)
+		ratio := d.Seconds() / cpTime.Seconds()
+		f := Figure{Section: "restore", Name: fmt.Sprintf("restore %.0f MB + %d segments from %s", mb, len(plan.Segments), r.Name), Value: d.Seconds(), Unit: "s",
+			Baseline: cpTime.Seconds(), BaseName: "cp", Ratio: ratio}
+		if r.Name == "file" {
+			f.Target, f.Met = "<= 3x cp", met(ratio <= 3)
+		}
+		b.add(f)
+		b.add(Figure{Section: "restore", Name: "restore throughput from " + r.Name, Value: mb / d.Seconds(), Unit: "MB/s"})
+	}
+	return nil
+}
