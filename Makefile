@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([^0-9]\)/0.0.0~\1/')
 PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: build install test tools lint bench bench-quick release deb package-check clean
+.PHONY: build install test tools lint fuzz-short torture bench bench-quick release deb package-check clean
 
 ## build: the litestream binary in ./bin
 build:
@@ -36,9 +36,17 @@ lint: $(BIN)/staticcheck
 	go vet ./...
 	staticcheck ./...
 
-## test: everything: tools, lint, and every test with the race detector
+## test: everything: tools, lint, every test with the race detector, short fuzzing
 test: tools lint
 	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw go test -race -timeout 40m ./...
+	scripts/fuzz.sh 10s
+
+## torture: the long reliability run: 1000 crash cycles, faults, hostile
+## app, broken replicas, one minute of fuzzing per target; prints FIGURE lines
+torture: tools
+	LITESTREAM_TORTURE_CYCLES=1000 VERSITYGW=$(BIN)/versitygw go test -count=1 -timeout 90m -v \
+		-run 'TestCrashLoop|TestObjectStoreFaults|TestHostileApp|TestBrokenReplicas|TestFullDisk' ./internal/e2e | tee $(BIN)/torture.log | grep -E '^(FIGURE|--- |ok|FAIL)'
+	scripts/fuzz.sh 60s | tee -a $(BIN)/torture.log
 
 ## bench: overhead, lag, restore speed, resources and cost against baselines (several minutes)
 bench: $(BIN)/versitygw

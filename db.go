@@ -42,6 +42,7 @@ type DB struct {
 
 	mu             sync.Mutex // guards everything below
 	conns          *dbConns
+	fileInfo       os.FileInfo // the database file the connections opened
 	pageSize       int
 	generation     string
 	shadow         *ShadowWAL
@@ -216,6 +217,9 @@ func (db *DB) Sync(ctx context.Context) error {
 }
 
 func (db *DB) syncLocked(ctx context.Context) error {
+	if err := db.checkReplaced(); err != nil {
+		return err
+	}
 	if err := db.init(ctx); err != nil {
 		return err
 	}
@@ -223,6 +227,29 @@ func (db *DB) syncLocked(ctx context.Context) error {
 		return err
 	}
 	return db.copyWAL(ctx)
+}
+
+// checkReplaced notices a database file deleted or replaced under the
+// engine: its connections would keep the old file open and guard nothing.
+// It closes them; the next init opens the new file, and the new WAL starts
+// a new generation.
+func (db *DB) checkReplaced() error {
+	if db.conns == nil {
+		return nil
+	}
+	fi, err := os.Stat(db.path)
+	if err == nil && os.SameFile(fi, db.fileInfo) {
+		return nil
+	}
+	reason := "replaced"
+	if errors.Is(err, os.ErrNotExist) {
+		reason = "deleted"
+	}
+	db.Logger.Warn("database file was "+reason+" while replicating; reopening", "db", db.path)
+	db.conns.close()
+	db.conns = nil
+	db.restartAllowed = false
+	return nil
 }
 
 // init opens the database on first use and recovers the generation.
@@ -247,6 +274,9 @@ func (db *DB) init(ctx context.Context) error {
 		return err
 	}
 	db.conns, db.pageSize = conns, pageSize
+	if db.fileInfo, err = os.Stat(db.path); err != nil {
+		return fmt.Errorf("stat database: %w", err)
+	}
 	db.lastCheckpoint = time.Now() // the interval counts from the start
 
 	// Recover the generation from the meta directory, if any.

@@ -71,6 +71,22 @@ func restoreAndVerify(t *testing.T, want int, args ...string) string {
 	return out
 }
 
+// restoreAndVerifyAtLeast restores with the CLI, verifies the result and
+// returns how many transactions it holds.
+func restoreAndVerifyAtLeast(t *testing.T, args ...string) int {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "restored.db")
+	stdout, stderr, code := Run(context.Background(), bin.Litestream, append([]string{"restore", "-o", out}, args...)...)
+	if code != 0 {
+		t.Fatalf("restore %v: exit %d\n%s%s", args, code, stdout, stderr)
+	}
+	m, err := sqlwriter.Verify(context.Background(), out)
+	if err != nil {
+		t.Fatalf("restored database: %v", err)
+	}
+	return m
+}
+
 // stopReplicate sends SIGINT and expects a clean exit after the last sync.
 func stopReplicate(t *testing.T, p *Proc) {
 	t.Helper()

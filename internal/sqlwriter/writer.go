@@ -23,7 +23,7 @@ func Open(ctx context.Context, path string, autocheckpoint int) (*Writer, error)
 
 // OpenMode is Open with a journal mode ("wal", "delete", ...).
 func OpenMode(ctx context.Context, path string, autocheckpoint int, journalMode string) (*Writer, error) {
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(" + journalMode + ")"
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_txlock=immediate&_pragma=busy_timeout(30000)&_pragma=journal_mode(" + journalMode + ")"
 	if autocheckpoint >= 0 {
 		dsn += fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", autocheckpoint)
 	}
@@ -58,7 +58,12 @@ func (w *Writer) Commit(ctx context.Context, nrows, payloadSize int) (int, error
 		return 0, err
 	}
 	defer tx.Rollback()
-	n := w.tx + 1
+	// Other writer processes may share the database: number this
+	// transaction inside it (the transaction holds the write lock).
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(tx), 0) + 1 FROM t").Scan(&n); err != nil {
+		return 0, err
+	}
 	stmt, err := tx.PrepareContext(ctx, "INSERT INTO t (tx, nrows, payload, sum) VALUES (?, ?, ?, ?)")
 	if err != nil {
 		return 0, err

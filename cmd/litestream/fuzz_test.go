@@ -1,0 +1,23 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzParseConfig: any text is either a config or one error line; nothing
+// panics.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("testdata/full.yml"); err == nil {
+		f.Add(string(b))
+	}
+	f.Add("dbs:\n  - path: /a.db\n    replicas:\n      - url: s3://b/p\n")
+	f.Add("dbs: [\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		_, err := ParseConfig([]byte(text), false)
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("error spans lines: %q", err)
+		}
+	})
+}
