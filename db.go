@@ -171,6 +171,9 @@ func (db *DB) monitor(ctx context.Context) {
 		err := db.Sync(ctx)
 		switch {
 		case err == nil:
+			if lastErr != "" {
+				db.Logger.Info("sync recovered", "db", db.path)
+			}
 			lastErr = ""
 		case ctx.Err() != nil:
 			return

@@ -61,13 +61,9 @@ func createShadowWAL(dir string, index int, hdr WALHeader) (*ShadowWAL, error) {
 }
 
 // startIndex makes index the current file, holding only the WAL header.
+// On failure (a full disk, say) the shadow stays as it was, so the caller
+// can retry.
 func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
-	if s.f != nil {
-		if err := s.f.Close(); err != nil {
-			return fmt.Errorf("close shadow WAL: %w", err)
-		}
-		s.f = nil
-	}
 	f, err := os.OpenFile(s.Path(index), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create shadow WAL: %w", err)
@@ -79,6 +75,9 @@ func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return fmt.Errorf("sync shadow WAL: %w", err)
+	}
+	if s.f != nil {
+		s.f.Close() // read-only from here on: replicas reopen it by path
 	}
 	s.f, s.index, s.hdr = f, index, hdr
 	s.size, s.tail = WALHeaderSize, WALHeaderSize

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -156,4 +157,37 @@ func TestHostileApp(t *testing.T) {
 	if live := lastTx(t, dbPath); live != out {
 		t.Fatalf("restored %d transactions, live database has %d", out, live)
 	}
+}
+
+// TestFullDisk puts the meta directory on a small tmpfs that fills up: the
+// application keeps working, the engine logs the problem, and once space
+// is freed it recovers without losing anything.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting a small tmpfs needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	meta := filepath.Join(dir, "meta")
+	os.MkdirAll(meta, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", meta).CombinedOutput(); err != nil {
+		t.Skipf("skipped: cannot mount a tmpfs here (%v: %s)", err, out)
+	}
+	defer exec.Command("umount", "-l", meta).Run()
+	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	cfg := filepath.Join(dir, "litestream.yml")
+	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    meta-path: %s\n    monitor-interval: 50ms\n    replicas:\n%s", dbPath, meta, fileReplica("file", replica)))
+	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", "400", "-rows", "4", "-size", "3000", "-every", "2ms")
+	if code := w.Wait(2 * time.Minute); code != 0 {
+		t.Fatalf("the application failed while the engine's disk was full: %s", w.Output())
+	}
+	WaitFor(t, 30*time.Second, "the engine to log the full disk", func() bool { return strings.Contains(rep.Output(), "no space left") })
+	if out, err := exec.Command("mount", "-o", "remount,size=256m", meta).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v: %s", err, out)
+	}
+	WaitFor(t, 30*time.Second, "recovery", func() bool { return strings.Contains(rep.Output(), "recovered") })
+	time.Sleep(2 * time.Second)
+	stopReplicate(t, rep)
+	restoreAndVerify(t, 400, replica)
+	figure(t, "full-disk recoveries", 1)
 }
