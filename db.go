@@ -533,5 +533,5 @@ func writeGenerationFile(metaPath, gen string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write generation file: %w", err)
 	}
-	return syncDir(metaPath)
+	return SyncDir(metaPath)
 }

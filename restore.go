@@ -61,7 +61,7 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	if err := os.Rename(dbPath, outputPath); err != nil {
 		return fmt.Errorf("move restored database into %s: %w", outputPath, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return err
 	}
 	logger.Info("restore complete", "output", outputPath, "pages_written", pages,

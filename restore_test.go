@@ -15,6 +15,7 @@ import (
 	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/file"
 	"github.com/litestream-go/litestream/internal/sqlwriter"
+	"github.com/litestream-go/litestream/internal/testutil"
 )
 
 // history is a replica written in steps, with what was committed at each.
@@ -252,26 +253,7 @@ func middleSegment(t *testing.T, dir string, later bool) string {
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "replica")
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
-			return err
-		}
-		return os.Chtimes(filepath.Join(dst, rel), fi.ModTime(), fi.ModTime())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.CopyTree(t, src, dst)
 	return dst
 }
 

@@ -54,7 +54,7 @@ func createShadowWAL(dir string, index int, hdr WALHeader) (*ShadowWAL, error) {
 	if err := s.startIndex(index, hdr); err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -197,8 +197,8 @@ func (s *ShadowWAL) Close() error {
 	return err
 }
 
-// syncDir fsyncs a directory so that a rename or create in it is durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory so that a rename or create in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open directory %s: %w", dir, err)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/litestream-go/litestream"
 )
 
 // writeFile stores r at rel atomically: a temporary file ending in ".tmp"
@@ -46,7 +48,7 @@ func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) 
 		return nil, fmt.Errorf("rename into %s: %w", dst, err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
+	if err := litestream.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	c.op("PUT", n)
@@ -68,18 +70,6 @@ func describeWriteError(root string, err error) error {
 		return fmt.Errorf("replica path %s is not a directory (a file is in the way): %w", root, err)
 	}
 	return fmt.Errorf("replica directory %s: %w", root, err)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ctxReader stops a copy when the context ends.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testutil"
 )
 
 // TestBrokenReplicas damages a replica written by the real engine in each
@@ -62,7 +64,7 @@ func TestBrokenReplicas(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			copyReplica := filepath.Join(t.TempDir(), "replica")
-			copyTree(t, replica, copyReplica)
+			testutil.CopyTree(t, replica, copyReplica)
 			want := tc.damage(filepath.Join(copyReplica, strings.TrimPrefix(walDir, replica)))
 			out := filepath.Join(t.TempDir(), "out.db")
 			_, stderr, code := Run(context.Background(), bin.Litestream, "restore", "-o", out, copyReplica)
@@ -79,7 +81,7 @@ func TestBrokenReplicas(t *testing.T) {
 
 	t.Run("missing snapshot", func(t *testing.T) {
 		copyReplica := filepath.Join(t.TempDir(), "replica")
-		copyTree(t, replica, copyReplica)
+		testutil.CopyTree(t, replica, copyReplica)
 		snaps := filepath.Join(copyReplica, strings.TrimPrefix(filepath.Dir(walDir), replica), "snapshots")
 		os.RemoveAll(snaps)
 		_, stderr, code := Run(context.Background(), bin.Litestream, "restore", "-o", filepath.Join(t.TempDir(), "o.db"), copyReplica)
@@ -90,7 +92,7 @@ func TestBrokenReplicas(t *testing.T) {
 	})
 	t.Run("junk names", func(t *testing.T) {
 		copyReplica := filepath.Join(t.TempDir(), "replica")
-		copyTree(t, replica, copyReplica)
+		testutil.CopyTree(t, replica, copyReplica)
 		wd := filepath.Join(copyReplica, strings.TrimPrefix(walDir, replica))
 		for _, p := range []string{filepath.Join(copyReplica, "generations", "junk"), filepath.Join(copyReplica, "generations", "0123"), filepath.Join(wd, "notes.txt"),
 			filepath.Join(wd, "00000000_0000.wal.lz4"), filepath.Join(wd, "ZZZZZZZZ_00000000.wal.lz4"), filepath.Join(filepath.Dir(wd), "snapshots", "latest.snapshot.lz4")} {
@@ -153,28 +155,4 @@ func segmentsAfter(t *testing.T, dir string, ts time.Time) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
-			return err
-		}
-		return os.Chtimes(filepath.Join(dst, rel), fi.ModTime(), fi.ModTime())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

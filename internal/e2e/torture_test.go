@@ -132,7 +132,9 @@ func TestHostileApp(t *testing.T) {
 	}
 	w = Start(t, bin.Writer, "-db", dbPath, "-n", "120")
 	w.Wait(time.Minute)
-	WaitFor(t, 20*time.Second, "the replaced database noticed", func() bool { return strings.Contains(rep.Output(), "was deleted") || strings.Contains(rep.Output(), "was replaced") })
+	WaitFor(t, 20*time.Second, "the replaced database noticed", func() bool {
+		return strings.Contains(rep.Output(), "was deleted") || strings.Contains(rep.Output(), "was replaced")
+	})
 	time.Sleep(1500 * time.Millisecond)
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 120, replica)
