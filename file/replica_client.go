@@ -1,31 +1,38 @@
-// Package file is the directory replica: snapshots and WAL segments stored
-// as files in the layout of Litestream v0.3, written atomically.
 package file
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/litestream-go/litestream"
 )
 
-// ReplicaClient stores a replica in a local directory.
+// ReplicaClient stores a replica in a local directory. It holds no state
+// besides its root, so one client may be used from many goroutines.
 type ReplicaClient struct {
 	root string
+
 	// OnOp, if set, is called after each successful operation with "GET",
-	// "PUT", "LIST" or "DELETE" and the stored bytes moved (GET counts the
-	// file size at open).
+	// "PUT", "LIST" or "DELETE" and the stored bytes it moved. A GET counts
+	// the whole file size when it is opened (as Litestream v0.3 did), not
+	// the bytes later read; PUT counts the bytes written; LIST and DELETE
+	// count 0. A listing of a missing directory still counts as one LIST,
+	// and a delete of a missing file as one DELETE, like requests to an
+	// object store. It must be safe for concurrent use.
 	OnOp func(op string, bytes int64)
 }
 
 var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
-// NewReplicaClient returns a client for the replica directory root.
+// NewReplicaClient returns a client for the replica directory root, an
+// absolute path. The directory is created on the first write.
 func NewReplicaClient(root string) *ReplicaClient { return &ReplicaClient{root: root} }
 
 // Type returns "file".
@@ -34,6 +41,7 @@ func (c *ReplicaClient) Type() string { return "file" }
 // Root returns the replica directory.
 func (c *ReplicaClient) Root() string { return c.root }
 
+// path turns a replica-relative "/"-joined path into a file path.
 func (c *ReplicaClient) path(rel string) string {
 	return filepath.Join(c.root, filepath.FromSlash(rel))
 }
@@ -44,100 +52,123 @@ func (c *ReplicaClient) op(op string, n int64) {
 	}
 }
 
-// Generations lists the valid generation directories, sorted.
+// Generations lists the generation directories, sorted. Entries whose names
+// are not generation names are ignored; a missing replica directory gives
+// an empty list.
 func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
-	ents, err := os.ReadDir(c.path(litestream.GenerationsDir()))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("list generations in %s: %w", c.root, err)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	c.op("LIST", 0)
+	ents, err := c.readDir(litestream.GenerationsDir())
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, e := range ents {
 		if e.IsDir() && litestream.IsGeneration(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
-// DeleteGeneration removes a generation directory.
+// DeleteGeneration removes a generation directory and everything in it; a
+// missing generation is not an error.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if !litestream.IsGeneration(generation) {
-		return fmt.Errorf("invalid generation name %q", generation)
+	if err := checkGeneration(generation); err != nil {
+		return err
 	}
-	if err := os.RemoveAll(c.path(litestream.GenerationDir(generation))); err != nil {
-		return fmt.Errorf("delete generation %s: %w", generation, err)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir := c.path(litestream.GenerationDir(generation))
+	if err := os.RemoveAll(dir); err != nil {
+		return c.describe("delete generation", dir, err)
 	}
 	c.op("DELETE", 0)
 	return nil
 }
 
-// Snapshots lists a generation's snapshots by index.
+// Snapshots lists a generation's snapshots sorted by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
-	ents, err := c.list(litestream.SnapshotsDir(generation))
+	if err := checkGeneration(generation); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := c.readDir(litestream.SnapshotsDir(generation))
 	if err != nil {
 		return nil, err
 	}
 	var out []litestream.SnapshotInfo
 	for _, e := range ents {
 		index, err := litestream.ParseSnapshotName(e.Name())
-		if err != nil {
-			continue
+		if err != nil || !e.Type().IsRegular() {
+			continue // not ours: foreign file, .tmp leftover, directory
 		}
 		fi, err := e.Info()
 		if err != nil {
-			continue // removed while listing
+			continue // deleted since the directory was read
 		}
-		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: fi.Size(), CreatedAt: fi.ModTime()})
+		out = append(out, litestream.SnapshotInfo{
+			Generation: generation, Index: index, Size: fi.Size(), CreatedAt: fi.ModTime(),
+		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	slices.SortFunc(out, func(a, b litestream.SnapshotInfo) int { return cmp.Compare(a.Index, b.Index) })
 	return out, nil
 }
 
-// Segments lists a generation's WAL segments by index and offset.
+// Segments lists a generation's WAL segments sorted by index, then offset
+// (numerically, so offsets past 8 hex digits sort last).
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
-	ents, err := c.list(litestream.SegmentsDir(generation))
+	if err := checkGeneration(generation); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := c.readDir(litestream.SegmentsDir(generation))
 	if err != nil {
 		return nil, err
 	}
 	var out []litestream.SegmentInfo
 	for _, e := range ents {
 		index, offset, err := litestream.ParseSegmentName(e.Name())
-		if err != nil {
+		if err != nil || !e.Type().IsRegular() {
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil {
 			continue
 		}
-		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: fi.Size(), CreatedAt: fi.ModTime()})
+		out = append(out, litestream.SegmentInfo{
+			Generation: generation, Index: index, Offset: offset, Size: fi.Size(), CreatedAt: fi.ModTime(),
+		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
+	slices.SortFunc(out, func(a, b litestream.SegmentInfo) int {
+		return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.Offset, b.Offset))
+	})
 	return out, nil
 }
 
-func (c *ReplicaClient) list(rel string) ([]os.DirEntry, error) {
-	ents, err := os.ReadDir(c.path(rel))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("list %s: %w", c.path(rel), err)
+// readDir reads a replica directory; a missing one reads as empty.
+func (c *ReplicaClient) readDir(rel string) ([]fs.DirEntry, error) {
+	dir := c.path(rel)
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, c.describe("list", dir, err)
 	}
 	c.op("LIST", 0)
-	var out []os.DirEntry
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return ents, nil
 }
 
-// WriteSnapshot stores r as a snapshot.
+// WriteSnapshot stores r as the snapshot at index, atomically.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	if err := checkPos(litestream.Pos{Generation: generation, Index: index}); err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
 	fi, err := c.writeFile(ctx, litestream.SnapshotPath(generation, index), r)
 	if err != nil {
 		return litestream.SnapshotInfo{}, err
@@ -145,58 +176,118 @@ func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, in
 	return litestream.SnapshotInfo{Generation: generation, Index: index, Size: fi.Size(), CreatedAt: fi.ModTime()}, nil
 }
 
-// WriteSegment stores r as a WAL segment.
+// WriteSegment stores r as the WAL segment at pos, atomically.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	if err := checkPos(pos); err != nil {
+		return litestream.SegmentInfo{}, err
+	}
 	fi, err := c.writeFile(ctx, litestream.SegmentPath(pos), r)
 	if err != nil {
 		return litestream.SegmentInfo{}, err
 	}
-	return litestream.SegmentInfo{Generation: pos.Generation, Index: pos.Index, Offset: pos.Offset, Size: fi.Size(), CreatedAt: fi.ModTime()}, nil
+	return litestream.SegmentInfo{
+		Generation: pos.Generation, Index: pos.Index, Offset: pos.Offset, Size: fi.Size(), CreatedAt: fi.ModTime(),
+	}, nil
 }
 
-// OpenSnapshot opens a stored snapshot.
+// OpenSnapshot opens the stored bytes of a snapshot. A missing snapshot
+// gives an error wrapping os.ErrNotExist.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	return c.open(litestream.SnapshotPath(generation, index))
+	if err := checkPos(litestream.Pos{Generation: generation, Index: index}); err != nil {
+		return nil, err
+	}
+	return c.open(ctx, "open snapshot", litestream.SnapshotPath(generation, index))
 }
 
-// OpenSegment opens a stored WAL segment.
+// OpenSegment opens the stored bytes of a WAL segment. A missing segment
+// gives an error wrapping os.ErrNotExist.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
-	return c.open(litestream.SegmentPath(pos))
+	if err := checkPos(pos); err != nil {
+		return nil, err
+	}
+	return c.open(ctx, "open WAL segment", litestream.SegmentPath(pos))
 }
 
-func (c *ReplicaClient) open(rel string) (io.ReadCloser, error) {
-	f, err := os.Open(c.path(rel))
+func (c *ReplicaClient) open(ctx context.Context, what, rel string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	name := c.path(rel)
+	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", c.path(rel), err)
+		return nil, c.describe(what, name, err)
 	}
-	if fi, err := f.Stat(); err == nil {
-		c.op("GET", fi.Size())
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, c.describe(what, name, err)
 	}
+	c.op("GET", fi.Size())
 	return f, nil
 }
 
 // DeleteSnapshot removes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
-	return c.remove(litestream.SnapshotPath(generation, index))
+	if err := checkPos(litestream.Pos{Generation: generation, Index: index}); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.remove("delete snapshot", litestream.SnapshotPath(generation, index))
 }
 
-// DeleteSegments removes WAL segments; missing ones are not an error.
+// DeleteSegments removes WAL segments; missing ones are not an error. Empty
+// directories are left in place: they cost nothing and are never listed as
+// data.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
-	for _, p := range positions {
+	for _, pos := range positions {
+		if err := checkPos(pos); err != nil {
+			return err
+		}
+	}
+	for _, pos := range positions {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := c.remove(litestream.SegmentPath(p)); err != nil {
+		if err := c.remove("delete WAL segment", litestream.SegmentPath(pos)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *ReplicaClient) remove(rel string) error {
-	if err := os.Remove(c.path(rel)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete %s: %w", c.path(rel), err)
+func (c *ReplicaClient) remove(what, rel string) error {
+	name := c.path(rel)
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return c.describe(what, name, err)
 	}
 	c.op("DELETE", 0)
+	return nil
+}
+
+// checkGeneration rejects names that are not generations: they would never
+// be listed, and one like "../x" would reach outside the replica.
+func checkGeneration(generation string) error {
+	if !litestream.IsGeneration(generation) {
+		return fmt.Errorf("invalid generation name %q: want 16 lowercase hex characters", generation)
+	}
+	return nil
+}
+
+// maxOffset is the highest offset ParseSegmentName accepts back.
+const maxOffset = 1 << 62
+
+// checkPos rejects positions that have no name in the layout.
+func checkPos(pos litestream.Pos) error {
+	if err := checkGeneration(pos.Generation); err != nil {
+		return err
+	}
+	if pos.Index < 0 || pos.Index > litestream.MaxIndex {
+		return fmt.Errorf("invalid index %d: want 0 to %x", pos.Index, litestream.MaxIndex)
+	}
+	if pos.Offset < 0 || pos.Offset > maxOffset {
+		return fmt.Errorf("invalid offset %d: want 0 to %x", pos.Offset, maxOffset)
+	}
 	return nil
 }

@@ -2,9 +2,11 @@ package file
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,64 +14,106 @@ import (
 	"github.com/litestream-go/litestream"
 )
 
+// Modes of new replica files and directories (before the umask). Files are
+// as readable as the directories that hold them, so that a restore run by
+// another user of the group works as it did with v0.3.
+const (
+	fileMode = 0o644
+	dirMode  = 0o755
+)
+
 // writeFile stores r at rel atomically: a temporary file ending in ".tmp"
 // in the same directory (never listed as a replica file), fsync, rename,
 // fsync of the directory. On any error the temporary file is removed and
-// nothing appears at rel.
-func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) (os.FileInfo, error) {
+// whatever was at rel before is left as it was.
+func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) (fs.FileInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	dst := c.path(rel)
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, describeWriteError(c.root, err)
+	if err := mkdirSynced(dir); err != nil {
+		return nil, c.describe("create directory", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".*.tmp")
+	f, err := createTemp(dir, filepath.Base(dst))
 	if err != nil {
-		return nil, describeWriteError(c.root, err)
+		return nil, c.describe("create temporary file in", dir, err)
 	}
 	tmp := f.Name()
-	ok := false
+	done := false
 	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+		if !done {
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
-	n, err := io.Copy(f, &ctxReader{ctx: ctx, r: r})
+
+	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", dst, err)
+		return nil, c.describe("write", dst, err)
 	}
 	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", dst, err)
+		return nil, c.describe("sync", dst, err)
+	}
+	fi, err := f.Stat() // rename keeps size and mtime
+	if err != nil {
+		return nil, c.describe("stat", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", dst, err)
+		return nil, c.describe("close", tmp, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		return nil, fmt.Errorf("rename into %s: %w", dst, err)
+		return nil, c.describe("rename into", dst, err)
 	}
-	ok = true
+	done = true
+	// The file is in place; without this sync a crash could still lose
+	// the rename, so report the failure and let the caller write again.
 	if err := litestream.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	c.op("PUT", n)
-	fi, err := os.Stat(dst)
-	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", dst, err)
-	}
 	return fi, nil
 }
 
-// describeWriteError explains the usual causes of a failed write.
-func describeWriteError(root string, err error) error {
-	switch {
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("replica directory %s is not writable (check its owner and mode): %w", root, err)
-	case errors.Is(err, syscall.ENOSPC):
-		return fmt.Errorf("replica directory %s: disk full: %w", root, err)
-	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, os.ErrExist):
-		return fmt.Errorf("replica path %s is not a directory (a file is in the way): %w", root, err)
+// createTemp creates a new file in dir named ".<base>.<random>.tmp". The
+// leading dot and the ".tmp" end keep it out of every listing.
+func createTemp(dir, base string) (*os.File, error) {
+	for range 10 {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+		name := filepath.Join(dir, "."+base+"."+hex.EncodeToString(b[:])+".tmp")
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
 	}
-	return fmt.Errorf("replica directory %s: %w", root, err)
+	return nil, &fs.PathError{Op: "create", Path: dir, Err: fs.ErrExist}
+}
+
+// mkdirSynced creates dir and its missing parents, and fsyncs the parent of
+// each directory it creates so that the new entries survive a crash.
+func mkdirSynced(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirSynced(parent); err != nil {
+			return err
+		}
+	}
+	// Another writer may create it at the same time: that is fine.
+	if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return litestream.SyncDir(parent)
 }
 
 // ctxReader stops a copy when the context ends.
@@ -78,7 +122,7 @@ type ctxReader struct {
 	r   io.Reader
 }
 
-func (r *ctxReader) Read(p []byte) (int, error) {
+func (r ctxReader) Read(p []byte) (int, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}

@@ -102,14 +102,18 @@ func TestObjectStoreFaults(t *testing.T) {
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := writeConfig(t, dir, dbPath, fmt.Sprintf(
 		"      - url: s3://%s/app\n        endpoint: %s\n        sync-interval: 100ms\n", bucket, proxy.Endpoint()))
+	n := 1500
+	if tortureCycles() > 20 { // long mode
+		n = 20000
+	}
 	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "1500", "-rows", "4", "-size", "2500", "-every", "2ms")
-	if code := w.Wait(3 * time.Minute); code != 0 {
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", fmt.Sprint(n), "-rows", "4", "-size", "2500", "-every", "2ms")
+	if code := w.Wait(30 * time.Minute); code != 0 {
 		t.Fatalf("writer: %s", w.Output())
 	}
 	time.Sleep(time.Second)
 	stopReplicate(t, rep)
-	restoreAndVerify(t, 1500, "-parallelism", "4", fmt.Sprintf("s3://%s/app?endpoint=%s", bucket, proxy.Endpoint()))
+	restoreAndVerify(t, n, "-parallelism", "4", fmt.Sprintf("s3://%s/app?endpoint=%s", bucket, proxy.Endpoint()))
 	figure(t, "object-store faults injected (replication and restore)", proxy.Injected.Load())
 	figure(t, "transactions lost under object-store faults", 0)
 }
