@@ -45,7 +45,7 @@ test: tools lint
 ## app, broken replicas, one minute of fuzzing per target; prints FIGURE lines
 torture: tools
 	LITESTREAM_TORTURE_CYCLES=1000 VERSITYGW=$(BIN)/versitygw go test -count=1 -timeout 90m -v \
-		-run 'TestCrashLoop|TestObjectStoreFaults|TestHostileApp|TestBrokenReplicas|TestFullDisk|TestLongReader' ./internal/e2e | tee $(BIN)/torture.log | grep -E '^(FIGURE|--- |ok|FAIL)'
+		-run 'TestCrashLoop|TestObjectStoreFaults|TestHostileApp|TestBrokenReplicas|TestFullDisk|TestLongReader|TestPageSizeChange' ./internal/e2e | tee $(BIN)/torture.log | grep -E '^(FIGURE|--- |ok|FAIL)'
 	scripts/fuzz.sh 60s | tee -a $(BIN)/torture.log
 
 ## bench: overhead, lag, restore speed, resources and cost against baselines (several minutes)

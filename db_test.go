@@ -208,3 +208,55 @@ func TestDB_AppAutoCheckpoint(t *testing.T) {
 		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
 	}
 }
+
+// TestDB_ShrinkWAL: past MaxCheckpointPageN the engine's checkpoint makes
+// SQLite truncate the WAL file when it restarts, without a blocking
+// checkpoint, and nothing is lost.
+func TestDB_ShrinkWAL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	db, r := newTestDB(t, path, replicaDir)
+	db.CheckpointInterval, db.MinCheckpointPageN, db.MaxCheckpointPageN = 0, 0, 100
+	for i := 0; i < 150; i++ {
+		if _, err := w.Commit(ctx, 2, 1500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(path + "-wal")
+	if before.Size() < 100*4096 {
+		t.Fatalf("WAL only %d bytes", before.Size())
+	}
+	if err := db.Checkpoint(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(path + "-wal")
+	if after.Size() >= before.Size()/4 {
+		t.Fatalf("WAL not shrunk: %d -> %d bytes", before.Size(), after.Size())
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := w.Commit(ctx, 1, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.Stats(); st.Generations != 1 {
+		t.Fatalf("%d generations: %s", st.Generations, st.LastNewGenCause)
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d, want %d", m, w.LastTx())
+	}
+}

@@ -180,3 +180,29 @@ func TestOpsBadInput(t *testing.T) {
 		t.Fatalf("missing -exec command: exit %d, %s", code, stderr)
 	}
 }
+
+// TestLoggingAndExecOverride: logging.type json on stderr gives one JSON
+// object a line, with the database path; with exec in the config and
+// -exec on the command line, the flag wins and the log says so.
+func TestLoggingAndExecOverride(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	cfg := writeConfig(t, dir, dbPath, fileReplica("file", filepath.Join(dir, "r")))
+	prependConfig(t, cfg, "exec: /bin/false\nlogging:\n  type: json\n  stderr: true\n  level: debug\n")
+	stdout, stderr, code := Run(context.Background(), bin.Litestream, "replicate", "-config", cfg, "-exec", "/bin/sh -c 'exit 4'")
+	if code != 4 {
+		t.Fatalf("exit %d, want 4 from the -exec command; stderr %s", code, stderr)
+	}
+	if strings.TrimSpace(stdout) != "" {
+		t.Errorf("logs went to stdout with stderr: true: %q", stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "{") || !strings.HasSuffix(l, "}") {
+			t.Fatalf("not a JSON log line: %q", l)
+		}
+	}
+	if !strings.Contains(stderr, "overrides the config file's exec") || !strings.Contains(stderr, `"db":"`+dbPath+`"`) {
+		t.Fatalf("missing override notice or db attribute:\n%s", stderr)
+	}
+}

@@ -145,7 +145,7 @@ func TestHostileApp(t *testing.T) {
 
 	// VACUUM, then several writer processes at once.
 	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
-	if _, err := runSQL(dbPath, "VACUUM"); err != nil {
+	if err := runSQL(dbPath, "VACUUM"); err != nil {
 		t.Fatal(err)
 	}
 	var ws []*Proc
@@ -196,4 +196,30 @@ func TestFullDisk(t *testing.T) {
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 400, replica)
 	figure(t, "full-disk recoveries", 1)
+}
+
+// TestPageSizeChange: while replicate is stopped the application leaves WAL
+// mode, changes the page size with VACUUM and comes back; replicate starts a
+// new generation and the restore has the new page size and every row.
+func TestPageSizeChange(t *testing.T) {
+	dir := t.TempDir()
+	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
+	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", "200")
+	w.Wait(time.Minute)
+	time.Sleep(time.Second)
+	stopReplicate(t, rep)
+	if err := runSQL(dbPath, "PRAGMA journal_mode=delete", "PRAGMA page_size=8192", "VACUUM", "PRAGMA journal_mode=wal"); err != nil {
+		t.Fatal(err)
+	}
+	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
+	w = Start(t, bin.Writer, "-db", dbPath, "-n", "100")
+	w.Wait(time.Minute)
+	time.Sleep(1500 * time.Millisecond)
+	stopReplicate(t, rep)
+	out := restoreAndVerify(t, 300, replica)
+	if ps, err := pageSize(out); err != nil || ps != 8192 {
+		t.Fatalf("restored page size %d (%v), want 8192", ps, err)
+	}
 }

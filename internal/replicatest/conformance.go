@@ -446,13 +446,19 @@ func testFailedWrite(t *testing.T, c litestream.ReplicaClient) {
 	if _, err := c.WriteSegment(canceled, pos(genA, 0, 0x40), bytes.NewReader([]byte("x"))); err == nil {
 		t.Error("write with a canceled context succeeded")
 	}
+	// Canceled while the reader still has data.
+	midway, cancel := context.WithCancel(ctx)
+	r := &cancelingReader{r: stream(35, 1<<20), cancel: cancel}
+	if _, err := c.WriteSegment(midway, pos(genA, 0, 0x60), r); err == nil {
+		t.Error("write whose context was canceled midway succeeded")
+	}
 	if segs, err := c.Segments(ctx, genA); err != nil || len(segs) != 0 {
 		t.Errorf("failed writes left segments %+v (%v)", segs, err)
 	}
 	if snaps, err := c.Snapshots(ctx, genA); err != nil || len(snaps) != 0 {
 		t.Errorf("failed writes left snapshots %+v (%v)", snaps, err)
 	}
-	for _, p := range []litestream.Pos{pos(genA, 0, 0), pos(genA, 0, 0x20), pos(genA, 0, 0x40)} {
+	for _, p := range []litestream.Pos{pos(genA, 0, 0), pos(genA, 0, 0x20), pos(genA, 0, 0x40), pos(genA, 0, 0x60)} {
 		if rc, err := c.OpenSegment(ctx, p); !errors.Is(err, os.ErrNotExist) {
 			closeIf(rc)
 			t.Errorf("open of segment %v after a failed write: err = %v, want os.ErrNotExist", p, err)

@@ -2,6 +2,7 @@ package replicatest
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -17,6 +18,18 @@ func failAfter(r io.Reader) io.Reader { return io.MultiReader(r, errReader{}) }
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errInjected }
+
+// cancelingReader cancels a context once its first bytes have been read.
+type cancelingReader struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c *cancelingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.cancel()
+	return n, err
+}
 
 // stream returns n deterministic pseudo-random bytes for seed, generated
 // as they are read so that large objects need no large buffer.
