@@ -47,9 +47,56 @@ func (db *DB) checkpointIfNeeded(ctx context.Context) error {
 func (db *DB) Checkpoint(ctx context.Context, shrink bool) (err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	if err := db.checkReplaced(); err != nil {
+		return err
+	}
 	if err := db.init(ctx); err != nil {
 		return err
 	}
+	if !db.started {
+		if err := db.startLocked(ctx); err != nil {
+			return err
+		}
+	}
+	return db.checkpointLocked(ctx, shrink)
+}
+
+// startLocked is the first sync of a process. It takes the write lock
+// before the read lock and copies the WAL to its end, so the same argument
+// as for Checkpoint holds: with our read transaction open before the write
+// lock is released, at most one WAL restart can follow, and only if no
+// frame was appended to the old WAL. A WAL that the previous process (killed
+// between its checkpoint and the restart, say) had fully checkpointed is
+// thus rolled over like any other instead of starting a new generation.
+func (db *DB) startLocked(ctx context.Context) error {
+	// An empty WAL (truncated while we were away) gets a header first:
+	// under the write lock our own write would be rolled back.
+	f, _, _, err := db.openWAL(ctx)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := db.conns.lockWrite(ctx); err != nil {
+		return err
+	}
+	err = func() error {
+		if err := db.conns.acquireRead(ctx); err != nil {
+			return err
+		}
+		return db.copyWAL(ctx)
+	}()
+	if uerr := db.conns.unlockWrite(ctx); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return fmt.Errorf("first sync: %w", err)
+	}
+	db.started, db.restartAllowed = true, true
+	return nil
+}
+
+// checkpointLocked runs the checkpoint. Caller holds mu.
+func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 	start := time.Now()
 	db.lastCheckpoint = start
 	db.restartAllowed = false
@@ -77,6 +124,9 @@ func (db *DB) Checkpoint(ctx context.Context, shrink bool) (err error) {
 				err = uerr
 			}
 		}()
+		if err := db.conns.acquireRead(ctx); err != nil {
+			return false, 0, err
+		}
 		if err := db.copyWAL(ctx); err != nil {
 			return false, 0, err
 		}

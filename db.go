@@ -47,6 +47,7 @@ type DB struct {
 	generation     string
 	shadow         *ShadowWAL
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
+	started        bool      // the first sync under the write lock is done
 	lastCheckpoint time.Time // time of our last checkpoint attempt
 	changed        chan struct{}
 	stats          DBStats
@@ -226,6 +227,9 @@ func (db *DB) syncLocked(ctx context.Context) error {
 	if err := db.init(ctx); err != nil {
 		return err
 	}
+	if !db.started {
+		return db.startLocked(ctx)
+	}
 	if err := db.conns.acquireRead(ctx); err != nil {
 		return err
 	}
@@ -251,7 +255,7 @@ func (db *DB) checkReplaced() error {
 	db.Logger.Warn("database file was "+reason+" while replicating; reopening", "db", db.path)
 	db.conns.close()
 	db.conns = nil
-	db.restartAllowed = false
+	db.restartAllowed, db.started = false, false
 	return nil
 }
 
@@ -342,45 +346,54 @@ func (db *DB) appendWAL(wal io.ReaderAt, walSize int64) error {
 // openWAL opens the WAL and reads its header, writing a frame first when the
 // WAL is empty so that there is a header to follow.
 func (db *DB) openWAL(ctx context.Context) (*os.File, WALHeader, int64, error) {
-	for attempt := 0; ; attempt++ {
-		f, err := os.Open(db.WALPath())
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, WALHeader{}, 0, fmt.Errorf("open WAL: %w", err)
-		}
-		if err == nil {
-			fi, err := f.Stat()
-			if err != nil {
-				f.Close()
-				return nil, WALHeader{}, 0, fmt.Errorf("stat WAL: %w", err)
-			}
-			buf := make([]byte, WALHeaderSize)
-			if fi.Size() >= WALHeaderSize {
-				if _, err := f.ReadAt(buf, 0); err != nil {
-					f.Close()
-					return nil, WALHeader{}, 0, fmt.Errorf("read WAL header: %w", err)
-				}
-				if hdr, err := ParseWALHeader(buf); err == nil {
-					return f, hdr, fi.Size(), nil
-				}
-			}
+	f, hdr, size, err := readWALHeader(db.WALPath())
+	if err == nil || !errors.Is(err, errNoWALHeader) {
+		return f, hdr, size, err
+	}
+	if db.conns.locked {
+		// A write inside our write-lock transaction would be rolled back.
+		return nil, WALHeader{}, 0, errors.New("WAL has no valid header")
+	}
+	// An empty or missing WAL (after a TRUNCATE checkpoint): write one row
+	// so that SQLite writes a header.
+	if err := db.conns.bumpSeq(ctx, false); err != nil {
+		return nil, WALHeader{}, 0, err
+	}
+	f, hdr, size, err = readWALHeader(db.WALPath())
+	if errors.Is(err, errNoWALHeader) {
+		return nil, WALHeader{}, 0, errors.New("WAL has no valid header even after a write")
+	}
+	return f, hdr, size, err
+}
+
+// errNoWALHeader means the WAL is missing, empty or has no valid header.
+var errNoWALHeader = errors.New("no WAL header")
+
+// readWALHeader opens a WAL file and parses its header.
+func readWALHeader(path string) (*os.File, WALHeader, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, WALHeader{}, 0, errNoWALHeader
+	} else if err != nil {
+		return nil, WALHeader{}, 0, fmt.Errorf("open WAL: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, WALHeader{}, 0, fmt.Errorf("stat WAL: %w", err)
+	}
+	buf := make([]byte, WALHeaderSize)
+	if fi.Size() >= WALHeaderSize {
+		if _, err := f.ReadAt(buf, 0); err != nil {
 			f.Close()
+			return nil, WALHeader{}, 0, fmt.Errorf("read WAL header: %w", err)
 		}
-		if attempt > 0 {
-			return nil, WALHeader{}, 0, errors.New("WAL has no valid header even after a write")
-		}
-		// An empty or missing WAL (after a TRUNCATE checkpoint): write one row
-		// so that SQLite writes a header. Our read lock must not pin the old
-		// snapshot, or the write would fail.
-		if err := db.conns.releaseRead(ctx); err != nil {
-			return nil, WALHeader{}, 0, err
-		}
-		if err := db.conns.bumpSeq(ctx, false); err != nil {
-			return nil, WALHeader{}, 0, err
-		}
-		if err := db.conns.acquireRead(ctx); err != nil {
-			return nil, WALHeader{}, 0, err
+		if hdr, err := ParseWALHeader(buf); err == nil {
+			return f, hdr, fi.Size(), nil
 		}
 	}
+	f.Close()
+	return nil, WALHeader{}, 0, errNoWALHeader
 }
 
 // newGeneration starts a generation: a new name, a shadow WAL at index 0

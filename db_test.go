@@ -260,3 +260,50 @@ func TestDB_ShrinkWAL(t *testing.T) {
 		t.Fatalf("restored %d, want %d", m, w.LastTx())
 	}
 }
+
+// TestDB_CheckpointedWhileStopped: the WAL was fully checkpointed (but not
+// restarted) while the engine was down, as when it is killed between its
+// checkpoint and the restart. The engine's first sync copies under the
+// write lock, so the restart that follows is a rollover, not a new
+// generation, and nothing is lost.
+func TestDB_CheckpointedWhileStopped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var gens []string
+	for round := 0; round < 2; round++ {
+		db, r := newTestDB(t, path, replicaDir)
+		if err := db.Sync(ctx); err != nil { // the engine is back before the app writes again
+			t.Fatal(err)
+		}
+		for i := 0; i < 60; i++ { // the first restarts the WAL if it was checkpointed
+			if _, err := w.Commit(ctx, 2, 400); err != nil {
+				t.Fatal(err)
+			}
+			if i == 30 {
+				if err := r.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := db.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gens = append(gens, r.Pos().Generation)
+		var busy, log, done int
+		if err := w.DB().QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil || log != done {
+			t.Fatalf("app checkpoint: %v (%d of %d frames)", err, done, log)
+		}
+	}
+	if gens[0] != gens[1] {
+		t.Fatalf("a new generation started: %v", gens)
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d, want %d", m, w.LastTx())
+	}
+}
