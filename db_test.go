@@ -307,3 +307,44 @@ func TestDB_CheckpointedWhileStopped(t *testing.T) {
 		t.Fatalf("restored %d, want %d", m, w.LastTx())
 	}
 }
+
+// TestDB_DamagedLastSegment: on start the replica's last segment does not
+// decode; the engine cannot continue it, so it starts that index over with
+// a snapshot instead of failing forever.
+func TestDB_DamagedLastSegment(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for round := 0; round < 2; round++ {
+		db, r := newTestDB(t, path, replicaDir)
+		for i := 0; i < 40; i++ {
+			if _, err := w.Commit(ctx, 2, 400); err != nil {
+				t.Fatal(err)
+			}
+			if i%10 == 9 {
+				if err := r.Sync(ctx); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+		}
+		if err := db.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			segs, _ := r.Client.Segments(ctx, r.Pos().Generation)
+			last := segs[len(segs)-1]
+			p := filepath.Join(replicaDir, "generations", last.Generation, "wal", litestream.SegmentName(last.Index, last.Offset))
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(p, b, 0o644)
+		}
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d, want %d", m, w.LastTx())
+	}
+}

@@ -132,7 +132,11 @@ func (r *Replica) locate(ctx context.Context, end Pos) error {
 	last := segs[len(segs)-1]
 	n, err := r.decodedSize(ctx, last)
 	if err != nil {
-		return err
+		// A last segment that cannot be read cannot be continued: start
+		// over with a snapshot (safe, if costly, when the cause was only the
+		// network).
+		r.logger().Warn("cannot read the replica's last segment; taking a new snapshot", "error", err)
+		return r.restartAt(ctx, end, segs)
 	}
 	pos := Pos{Generation: gen, Index: last.Index, Offset: last.Offset + n}
 	if r.db.shadowHas(pos) {
