@@ -69,6 +69,7 @@ func (db *DB) Checkpoint(ctx context.Context, shrink bool) (err error) {
 // between its checkpoint and the restart, say) had fully checkpointed is
 // thus rolled over like any other instead of starting a new generation.
 func (db *DB) startLocked(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx) // short, and must not stop half way through the lock dance
 	// An empty WAL (truncated while we were away) gets a header first:
 	// under the write lock our own write would be rolled back.
 	f, _, _, err := db.openWAL(ctx)
@@ -97,6 +98,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 
 // checkpointLocked runs the checkpoint. Caller holds mu.
 func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
+	ctx = context.WithoutCancel(ctx) // short, and must not stop half way through the lock dance
 	start := time.Now()
 	db.lastCheckpoint = start
 	db.restartAllowed = false

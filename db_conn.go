@@ -130,15 +130,16 @@ func (c *dbConns) acquireRead(ctx context.Context) error {
 	return nil
 }
 
-// releaseRead ends the read transaction.
-func (c *dbConns) releaseRead(ctx context.Context) error {
+// releaseRead ends the read transaction. It ignores ctx: a cancelled
+// rollback would leave the transaction open behind our back.
+func (c *dbConns) releaseRead(_ context.Context) error {
 	if !c.reading {
 		return nil
 	}
-	c.reading = false
-	if _, err := c.read.ExecContext(ctx, "ROLLBACK"); err != nil {
+	if _, err := c.read.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		return fmt.Errorf("release read lock: %w", err)
 	}
+	c.reading = false
 	return nil
 }
 
@@ -156,15 +157,16 @@ func (c *dbConns) lockWrite(ctx context.Context) error {
 	return nil
 }
 
-// unlockWrite rolls back the write-lock transaction.
-func (c *dbConns) unlockWrite(ctx context.Context) error {
+// unlockWrite rolls back the write-lock transaction. It ignores ctx: a
+// cancelled rollback would keep every application writer blocked.
+func (c *dbConns) unlockWrite(_ context.Context) error {
 	if !c.locked {
 		return nil
 	}
-	c.locked = false
-	if _, err := c.write.ExecContext(ctx, "ROLLBACK"); err != nil {
+	if _, err := c.write.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		return fmt.Errorf("release write lock: %w", err)
 	}
+	c.locked = false
 	return nil
 }
 

@@ -116,6 +116,9 @@ func (db *DB) pinnedChecksum(ctx context.Context) (Pos, string, error) {
 		return Pos{}, "", err
 	}
 	defer conn.Close()
+	// Never hand a connection with an open transaction back to the pool:
+	// it would pin the WAL. (A rollback without a transaction just fails.)
+	defer conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck
 	pos, err := func() (Pos, error) {
 		if err := db.conns.lockWrite(ctx); err != nil {
 			return Pos{}, err
@@ -137,7 +140,6 @@ func (db *DB) pinnedChecksum(ctx context.Context) (Pos, string, error) {
 	if err != nil {
 		return Pos{}, "", fmt.Errorf("validation: pin the database: %w", err)
 	}
-	defer conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck
 	sum, err := pageChecksum(ctx, conn)
 	if err != nil {
 		return Pos{}, "", fmt.Errorf("validation: checksum of the database: %w", err)
