@@ -36,10 +36,17 @@ func (r *Replica) EnforceRetention(ctx context.Context) error {
 			}
 		}
 		if oldestKept < 0 && gen == end.Generation {
-			if r.pos.Generation != end.Generation {
-				if err := r.locate(ctx, end); err != nil {
-					return err
-				}
+			// Start the current index over, from offset 0, with the new
+			// snapshot: if the replica lost its files (deleted by hand), the
+			// segments of that index may be gone too, and a snapshot needs
+			// every one of them.
+			segs, err := r.Client.Segments(ctx, gen)
+			if err != nil {
+				return fmt.Errorf("retention: list segments: %w", err)
+			}
+			end, _ = r.db.ShadowPos()
+			if err := r.restartAt(ctx, end, segs); err != nil {
+				return fmt.Errorf("retention: %w", err)
 			}
 			info, err := r.snapshotLocked(ctx)
 			if err != nil {
