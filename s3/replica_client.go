@@ -89,6 +89,14 @@ func (c *ReplicaClient) Init(ctx context.Context) (*s3.Client, error) {
 				// Client-side rate limiting would fail requests outright
 				// during a long outage; backoff alone is enough.
 				o.RateLimiter = noRateLimit{}
+				// A response body cut short (a LIST, say) is a dropped
+				// connection too; the SDK does not retry it by default.
+				o.Retryables = append(o.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection reset") {
+						return aws.TrueTernary
+					}
+					return aws.UnknownTernary
+				}))
 			})
 		}),
 	}

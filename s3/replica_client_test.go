@@ -105,7 +105,7 @@ func TestFaults(t *testing.T) {
 	srv := s3test.StartServer(t)
 	bucket := srv.CreateBucket(t)
 	proxy := s3test.StartFaultProxy(t, srv.Endpoint(), 1)
-	proxy.SetFaults(s3test.Faults{Error500: 0.15, SlowDown: 0.15, Drop: 0.1, CutBody: 0.3})
+	proxy.SetFaults(s3test.Faults{Error500: 0.15, SlowDown: 0.15, Drop: 0.1, CutBody: 0.3}) // LIST bodies are cut too
 	c := newClient(proxy.Endpoint(), bucket)
 	ctx := context.Background()
 	for i := 0; i < 20; i++ {
@@ -122,6 +122,10 @@ func TestFaults(t *testing.T) {
 		rc.Close()
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("read %d: %d bytes, %v", i, len(got), err)
+		}
+		segs, err := c.Segments(ctx, pos.Generation)
+		if err != nil || len(segs) != i+1 {
+			t.Fatalf("list %d: %d segments, %v", i, len(segs), err)
 		}
 	}
 	if proxy.Injected.Load() < 10 {
