@@ -8,9 +8,9 @@ import (
 
 // EnforceRetention keeps the snapshots newer than the retention period and
 // whatever they need: in each generation, snapshots and segments older than
-// the oldest kept snapshot go; generations with no kept snapshot go, except
-// the current one, which gets a new snapshot instead so that it always has
-// one.
+// the oldest kept snapshot go; generations with no kept snapshot and no
+// recent segment go, except the current one, which gets a new snapshot
+// instead so that it always has one.
 func (r *Replica) EnforceRetention(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -55,6 +55,16 @@ func (r *Replica) EnforceRetention(ctx context.Context) error {
 			oldestKept = info.Index
 		}
 		if oldestKept < 0 {
+			// Another engine may be writing this generation (a replica
+			// shared by mistake, or a restarted process before its first
+			// snapshot): keep it while anything in it is recent.
+			recent, err := r.recentSegment(ctx, gen, cutoff)
+			if err != nil {
+				return err
+			}
+			if recent {
+				continue
+			}
 			if err := r.Client.DeleteGeneration(ctx, gen); err != nil {
 				return fmt.Errorf("retention: delete generation %s: %w", gen, err)
 			}
@@ -94,4 +104,19 @@ func (r *Replica) pruneGeneration(ctx context.Context, gen string, snaps []Snaps
 		r.logger().Info("retention: old WAL segments deleted", "generation", gen, "count", len(old), "before_index", FormatIndex(keep))
 	}
 	return nil
+}
+
+// recentSegment reports whether generation gen has a segment written after
+// cutoff.
+func (r *Replica) recentSegment(ctx context.Context, gen string, cutoff time.Time) (bool, error) {
+	segs, err := r.Client.Segments(ctx, gen)
+	if err != nil {
+		return false, fmt.Errorf("retention: list segments: %w", err)
+	}
+	for _, s := range segs {
+		if s.CreatedAt.After(cutoff) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

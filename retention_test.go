@@ -67,6 +67,12 @@ func TestRetention(t *testing.T) {
 	os.WriteFile(filepath.Join(oldGen, "00000000.snapshot.lz4"), []byte("x"), 0o644)
 	age(t, filepath.Join(oldGen, "00000000.snapshot.lz4"), 48*time.Hour)
 
+	// A generation that another engine has just started (a fresh segment,
+	// no snapshot yet) is not ours to delete.
+	busyGen := filepath.Join(replicaDir, "generations", "00000000000000bb", "wal")
+	os.MkdirAll(busyGen, 0o755)
+	os.WriteFile(filepath.Join(busyGen, "00000000_00000000.wal.lz4"), []byte("x"), 0o644)
+
 	// Expire every snapshot but the newest.
 	snaps, _ := r.Client.Snapshots(ctx, gen)
 	if len(snaps) < 3 {
@@ -82,6 +88,10 @@ func TestRetention(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(oldGen)); !os.IsNotExist(err) {
 		t.Fatal("expired generation kept")
 	}
+	if _, err := os.Stat(busyGen); err != nil {
+		t.Fatalf("generation with a fresh segment deleted: %v", err)
+	}
+	os.RemoveAll(filepath.Dir(busyGen))
 	snaps, _ = r.Client.Snapshots(ctx, gen)
 	segs, _ := r.Client.Segments(ctx, gen)
 	if len(snaps) != 1 || snaps[0].Index != newest {
