@@ -163,11 +163,15 @@ func (db *DB) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// monitor copies the WAL every monitor interval until ctx ends.
+// monitor copies the WAL every monitor interval until ctx ends, and sooner
+// when the WAL reaches the checkpoint threshold (see walFull).
 func (db *DB) monitor(ctx context.Context) {
 	t := time.NewTicker(db.MonitorInterval)
 	defer t.Stop()
+	watch := time.NewTicker(min(walWatchInterval, db.MonitorInterval))
+	defer watch.Stop()
 	var lastErr string
+	var seen walWatch
 	for {
 		err := db.Sync(ctx)
 		switch {
@@ -189,10 +193,18 @@ func (db *DB) monitor(ctx context.Context) {
 				lastErr = msg
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				break wait
+			case <-watch.C:
+				if db.walFull(&seen) {
+					break wait
+				}
+			}
 		}
 	}
 }

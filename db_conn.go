@@ -83,8 +83,16 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 			onWALSwitch(mode)
 		}
 	}
-	if _, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
-CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`); err != nil {
+	// From here on the write connection polls for the lock itself
+	// (retryBusy) rather than sleeping in SQLite's busy handler.
+	if _, err := c.write.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return nil, fmt.Errorf("set busy timeout: %w", err)
+	}
+	if err := retryBusy(ctx, "create litestream tables", func() error {
+		_, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("create litestream tables: %w", err)
 	}
 	ok = true
@@ -146,7 +154,10 @@ func (c *dbConns) releaseRead(_ context.Context) error {
 // lockWrite takes the database's write lock: an immediate transaction with
 // a write to _litestream_lock, rolled back by unlockWrite.
 func (c *dbConns) lockWrite(ctx context.Context) error {
-	if _, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := retryBusy(ctx, "take write lock", func() error {
+		_, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE")
+		return err
+	}); err != nil {
 		return fmt.Errorf("take write lock: %w", err)
 	}
 	if _, err := c.write.ExecContext(ctx, "INSERT INTO _litestream_lock (id) VALUES (1)"); err != nil {
@@ -181,8 +192,11 @@ func (c *dbConns) bumpSeq(ctx context.Context, shrinkWAL bool) error {
 		}
 		defer c.write.ExecContext(context.Background(), "PRAGMA journal_size_limit = -1") //nolint:errcheck
 	}
-	if _, err := c.write.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1)
-ON CONFLICT (id) DO UPDATE SET seq = seq + 1`); err != nil {
+	if err := retryBusy(ctx, "write _litestream_seq", func() error {
+		_, err := c.write.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET seq = seq + 1`)
+		return err
+	}); err != nil {
 		return fmt.Errorf("write _litestream_seq: %w", err)
 	}
 	return nil

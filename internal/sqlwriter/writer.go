@@ -59,9 +59,11 @@ func (w *Writer) Commit(ctx context.Context, nrows, payloadSize int) (int, error
 	}
 	defer tx.Rollback()
 	// Other writer processes may share the database: number this
-	// transaction inside it (the transaction holds the write lock).
+	// transaction inside it (the transaction holds the write lock). The
+	// newest row (largest seq) holds the largest tx; reading it is a
+	// b-tree descent where MAX(tx) would scan the table on every commit.
 	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(tx), 0) + 1 FROM t").Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE((SELECT tx FROM t ORDER BY seq DESC LIMIT 1), 0) + 1").Scan(&n); err != nil {
 		return 0, err
 	}
 	stmt, err := tx.PrepareContext(ctx, "INSERT INTO t (tx, nrows, payload, sum) VALUES (?, ?, ?, ?)")
