@@ -7,6 +7,7 @@ export CGO_ENABLED ?= 0
 
 VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
+V03_VERSION         := v0.3.13
 
 DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([^0-9]\)/0.0.0~\1/')
 PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
@@ -21,8 +22,12 @@ build:
 install:
 	go install -trimpath -ldflags "$(LDFLAGS)" ./cmd/litestream
 
-## tools: test tools (the versitygw S3 server, staticcheck) into ./bin
-tools: $(BIN)/versitygw $(BIN)/staticcheck
+## tools: test tools (the versitygw S3 server, staticcheck, Litestream
+## v0.3.13 for the compatibility test; it needs cgo and gcc) into ./bin
+tools: $(BIN)/versitygw $(BIN)/staticcheck $(BIN)/v0.3/litestream
+
+$(BIN)/v0.3/litestream:
+	GOBIN=$(BIN)/v0.3 CGO_ENABLED=1 go install github.com/benbjohnson/litestream/cmd/litestream@$(V03_VERSION)
 
 $(BIN)/versitygw:
 	GOBIN=$(BIN) CGO_ENABLED=0 go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
@@ -38,7 +43,7 @@ lint: $(BIN)/staticcheck
 
 ## test: everything: tools, lint, every test with the race detector, short fuzzing
 test: tools lint
-	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw go test -race -timeout 40m ./...
+	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw LITESTREAM_V03=$(BIN)/v0.3/litestream go test -race -timeout 40m ./...
 	scripts/fuzz.sh 10s
 
 ## torture: the long reliability run: 1000 crash cycles, faults, hostile
