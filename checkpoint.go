@@ -18,8 +18,16 @@ func (db *DB) checkpointIfNeeded(ctx context.Context) error {
 		db.mu.Unlock()
 		return nil
 	}
-	pages := int((db.shadow.Size() - WALHeaderSize) / db.shadow.Header().FrameSize())
-	due := (db.MinCheckpointPageN > 0 && pages >= db.MinCheckpointPageN) ||
+	pages := db.shadowPages()
+	// After a checkpoint that a reader kept from completing, the page
+	// count tier waits for another MinCheckpointPageN pages: trying again
+	// at every sync would take the write lock, and delay the application's
+	// commits, for nothing while the reader lasts.
+	minPages := db.MinCheckpointPageN
+	if b := db.ckptBlocked; b.pages > 0 && b.generation == db.generation && b.index == db.shadow.Index() {
+		minPages = b.pages + db.MinCheckpointPageN
+	}
+	due := (db.MinCheckpointPageN > 0 && pages >= minPages) ||
 		(db.CheckpointInterval > 0 && pages > 1 && time.Since(db.lastCheckpoint) >= db.CheckpointInterval)
 	db.mu.Unlock()
 	if !due {
@@ -151,11 +159,26 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 	}
 	db.Logger.Debug("checkpoint", "db", db.path, "frames", frames, "complete", complete, "lock_held", held)
 	if !complete || frames == 0 {
+		db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
 		return nil
 	}
+	db.ckptBlocked = ckptBlocked{}
 	db.restartAllowed = true
 	if err := db.conns.bumpSeq(ctx, shrink); err != nil {
 		return err
 	}
 	return db.copyWAL(ctx)
+}
+
+// ckptBlocked records where a checkpoint last failed to complete.
+type ckptBlocked struct {
+	generation string
+	index      int
+	pages      int
+}
+
+// shadowPages returns the number of frames in the current shadow index.
+// Caller holds mu.
+func (db *DB) shadowPages() int {
+	return int((db.shadow.Size() - WALHeaderSize) / db.shadow.Header().FrameSize())
 }

@@ -49,6 +49,7 @@ type DB struct {
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
 	started        bool      // the first sync under the write lock is done
 	lastCheckpoint time.Time // time of our last checkpoint attempt
+	ckptBlocked    ckptBlocked
 	changed        chan struct{}
 	stats          DBStats
 	marks          copyMarks // when recent shadow positions were reached, for replica lag

@@ -2,6 +2,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,6 +54,94 @@ func TestDB_BusyWriterKeepsWALSmall(t *testing.T) {
 	}
 	if frames > 8*int64(db.MinCheckpointPageN) {
 		t.Errorf("WAL file grew to %d frames; want at most %d (8 x the checkpoint threshold; the app alone would restart it at 1000)", frames, 8*db.MinCheckpointPageN)
+	}
+	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
+	}
+}
+
+// TestDB_LongReaderBackoff: while an application's read transaction keeps
+// checkpoints from completing, the engine does not retry at every sync
+// (each try takes the write lock and delays the application's commits),
+// only when the WAL has grown by another MinCheckpointPageN pages; once the
+// reader is gone, the checkpoint completes and nothing is lost.
+func TestDB_LongReaderBackoff(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	w, err := sqlwriter.Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	db, r := newTestDB(t, path, replicaDir)
+	db.CheckpointInterval, db.MinCheckpointPageN = 0, 40
+	defer db.Close(ctx)
+	const pageSize = 4096
+	pages := func() int { return int((db.Stats().ShadowSize - 32) / (pageSize + 24)) }
+	// commitPages commits until the shadow WAL has grown by n pages.
+	commitPages := func(n int) {
+		t.Helper()
+		start := pages()
+		for pages() < start+n {
+			if _, err := w.Commit(ctx, 1, 3000); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commitPages(5)
+	// The application's long reader: a deferred transaction that has read.
+	rdb, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	rtx, err := rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+
+	commitPages(db.MinCheckpointPageN)
+	first := db.Stats().Checkpoints
+	if first == 0 {
+		t.Fatal("no checkpoint at the page threshold")
+	}
+	commitPages(db.MinCheckpointPageN / 4)
+	for i := 0; i < 5; i++ {
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := db.Stats().Checkpoints; got != first {
+		t.Fatalf("%d checkpoint tries behind the reader with the WAL grown by a quarter of the threshold; want none", got-first)
+	}
+	commitPages(db.MinCheckpointPageN)
+	if got := db.Stats().Checkpoints; got <= first {
+		t.Fatal("no new try after the WAL grew by the threshold")
+	}
+
+	rtx.Rollback()
+	idx := db.Stats().ShadowIndex
+	for i := 0; db.Stats().ShadowIndex == idx; i++ {
+		if i == 2*db.MinCheckpointPageN {
+			t.Fatal("the checkpoint did not complete once the reader was gone")
+		}
+		if _, err := w.Commit(ctx, 1, 3000); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
 		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
