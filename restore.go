@@ -55,8 +55,18 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	if err != nil {
 		return err
 	}
-	if err := quickCheck(ctx, dbPath); err != nil {
-		return fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, err)
+	applied := time.Since(start)
+	// The fsync (writing back the whole file) and SQLite's check (reading
+	// it from the page cache) overlap: together they took a third of a
+	// restore's time one after the other.
+	synced := make(chan error, 1)
+	go func() { synced <- syncFile(dbPath) }()
+	checkErr := quickCheck(ctx, dbPath)
+	if err := <-synced; err != nil {
+		return fmt.Errorf("write restored database: %w", err)
+	}
+	if checkErr != nil {
+		return fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, checkErr)
 	}
 	if err := os.Rename(dbPath, outputPath); err != nil {
 		return fmt.Errorf("move restored database into %s: %w", outputPath, err)
@@ -65,7 +75,8 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 		return err
 	}
 	logger.Info("restore complete", "output", outputPath, "pages_written", pages,
-		"download", downloaded.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+		"download", downloaded.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
+		"check", (time.Since(start) - applied).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -114,6 +125,17 @@ func (d *downloader) report(n int64) {
 		d.progress(v, d.total)
 		d.mu.Unlock()
 	}
+}
+
+// syncFile fsyncs the file at path. (Opened for writing: Windows flushes
+// only a handle with write access.)
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // snapshot downloads and decodes the snapshot into path.
