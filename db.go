@@ -344,7 +344,7 @@ func (db *DB) copyWAL(ctx context.Context) error {
 
 // appendWAL copies frames and signals replicas when committed bytes grew.
 func (db *DB) appendWAL(wal io.ReaderAt, walSize int64) error {
-	added, err := db.shadow.Append(wal, walSize)
+	added, err := db.shadow.Append(wal, walSize, db.conns != nil && db.conns.locked)
 	if err != nil {
 		return fmt.Errorf("copy WAL to shadow WAL: %w", err)
 	}

@@ -36,15 +36,26 @@ func (s *ShadowWAL) Matches(wal io.ReaderAt) bool {
 // Append copies the WAL's validated frames that follow the shadow's tail,
 // and advances the committed size to the last commit frame among them. The
 // WAL must have the shadow's header. It returns the committed bytes added.
-func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64) (int64, error) {
+//
+// writeLocked says the caller holds the database's write lock, so no
+// transaction is in progress and any uncommitted tail was rolled back: it
+// is dropped and the WAL re-read from the last commit. Without the lock,
+// the tail is kept (a long transaction is then read once) if its first
+// and last frames are still in the WAL. That check can be fooled: a
+// transaction written after a rollback starts overwriting the tail at its
+// first frame, and may begin with the very same frames (a retried
+// transaction) and end before the tail's last one; its commit is then
+// missed until the next copy under the write lock, which every checkpoint
+// makes before the WAL can be restarted. Before this rule a checkpoint
+// could restart the WAL over such a missed commit, and a restore held a
+// torn transaction (found by the crash loop, which kills the writer
+// mid-commit).
+func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (int64, error) {
 	fs := s.hdr.FrameSize()
-	if s.tail > s.size {
-		// The uncommitted tail may have been rolled back and overwritten.
-		if t1, t2, err := frameChecksumAt(wal, s.hdr, s.tail); err != nil || t1 != s.t1 || t2 != s.t2 {
-			s.tail, s.t1, s.t2 = s.size, s.s1, s.s2
-			if err := s.truncateTail(); err != nil {
-				return 0, err
-			}
+	if s.tail > s.size && (writeLocked || !s.tailInWAL(wal)) {
+		s.tail, s.t1, s.t2 = s.size, s.s1, s.s2
+		if err := s.truncateTail(); err != nil {
+			return 0, err
 		}
 	}
 	if walSize-s.tail < fs {
@@ -84,6 +95,22 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64) (int64, error) {
 		s.size, s.s1, s.s2 = newSize, c1, c2
 	}
 	return added, nil
+}
+
+// tailInWAL reports whether the WAL still holds the first and the last frame
+// of the shadow's uncommitted tail (see Append for what this misses).
+func (s *ShadowWAL) tailInWAL(wal io.ReaderAt) bool {
+	t1, t2, err := frameChecksumAt(wal, s.hdr, s.tail)
+	if err != nil || t1 != s.t1 || t2 != s.t2 {
+		return false
+	}
+	first := s.size + s.hdr.FrameSize()
+	w1, w2, err := frameChecksumAt(wal, s.hdr, first)
+	if err != nil {
+		return false
+	}
+	f1, f2, err := frameChecksumAt(s.f, s.hdr, first)
+	return err == nil && w1 == f1 && w2 == f2
 }
 
 // truncateTail drops the uncommitted tail from the file.
