@@ -47,7 +47,10 @@ func TestCrashLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 	var w *Proc
 	startWriter := func() {
-		w = Start(t, bin.Writer, "-db", dbPath, "-n", "0", "-rows", "8", "-size", "3000", "-every", "1ms")
+		// Multi-page transactions, at a pace that keeps the database to
+		// about 2 GB after 1000 cycles: at full speed it grew past 20 GB,
+		// and with a snapshot every 700 ms the disk filled up.
+		w = Start(t, bin.Writer, "-db", dbPath, "-n", "0", "-rows", "8", "-size", "3000", "-every", "4ms")
 	}
 	startWriter()
 	kills := 0
