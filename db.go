@@ -546,12 +546,7 @@ func writeGenerationFile(metaPath, gen string) error {
 	if err := os.WriteFile(tmp, []byte(gen+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write generation file: %w", err)
 	}
-	f, err := os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err != nil {
+	if err := syncFile(tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("sync generation file: %w", err)
 	}

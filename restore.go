@@ -129,17 +129,6 @@ func (d *downloader) report(n int64) {
 	}
 }
 
-// syncFile fsyncs the file at path. (Opened for writing: Windows flushes
-// only a handle with write access.)
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
 // snapshot downloads and decodes the snapshot into path.
 func (d *downloader) snapshot(ctx context.Context, path string) error {
 	s := d.plan.Snapshot

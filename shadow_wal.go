@@ -197,6 +197,17 @@ func (s *ShadowWAL) Close() error {
 	return err
 }
 
+// syncFile fsyncs the file at path. (Opened for writing: Windows flushes
+// only a handle with write access.)
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 // SyncDir fsyncs a directory so that a rename or create in it is durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
