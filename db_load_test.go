@@ -4,11 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestDB_BusyWriterKeepsWALSmall: an application committing back to back
@@ -19,13 +16,7 @@ import (
 // and every commit that extended it was slower.
 func TestDB_BusyWriterKeepsWALSmall(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, -1)
 	db, _ := newTestDB(t, path, replicaDir)
 	db.MonitorInterval = time.Second // the WAL watch, not the interval, must catch up
 	db.MinCheckpointPageN = 100
@@ -55,9 +46,7 @@ func TestDB_BusyWriterKeepsWALSmall(t *testing.T) {
 	if frames > 8*int64(db.MinCheckpointPageN) {
 		t.Errorf("WAL file grew to %d frames; want at most %d (8 x the checkpoint threshold; the app alone would restart it at 1000)", frames, 8*db.MinCheckpointPageN)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }
 
 // TestDB_LongReaderBackoff: while an application's read transaction keeps
@@ -67,13 +56,7 @@ func TestDB_BusyWriterKeepsWALSmall(t *testing.T) {
 // reader is gone, the checkpoint completes and nothing is lost.
 func TestDB_LongReaderBackoff(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	db, r := newTestDB(t, path, replicaDir)
 	db.CheckpointInterval, db.MinCheckpointPageN = 0, 40
 	defer db.Close(ctx)
@@ -143,7 +126,5 @@ func TestDB_LongReaderBackoff(t *testing.T) {
 	if err := r.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }

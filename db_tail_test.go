@@ -4,11 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestDB_RolledBackTailOverwritten: the engine copies the frames of a
@@ -21,13 +18,7 @@ import (
 // committed transaction.
 func TestDB_RolledBackTailOverwritten(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	for i := 0; i < 5; i++ {
 		if _, err := w.Commit(ctx, 1, 100); err != nil {
 			t.Fatal(err)
@@ -105,7 +96,5 @@ func TestDB_RolledBackTailOverwritten(t *testing.T) {
 	if err := r.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }

@@ -55,6 +55,29 @@ func restoreLatest(t *testing.T, dir string, opt litestream.RestoreOptions) (str
 	return out, m
 }
 
+// openWriter opens the test writer on app.db in a new directory and returns
+// it with the database path and a replica directory beside it.
+func openWriter(t *testing.T, autocheckpoint int) (*sqlwriter.Writer, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	w, err := sqlwriter.Open(context.Background(), path, autocheckpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w, path, filepath.Join(dir, "replica")
+}
+
+// requireRestoresAll restores the replica in dir and fails the test unless
+// it holds exactly the transactions w committed.
+func requireRestoresAll(t *testing.T, dir string, w *sqlwriter.Writer) {
+	t.Helper()
+	if _, m := restoreLatest(t, dir, latest()); m != w.LastTx() {
+		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
+	}
+}
+
 func latest() litestream.RestoreOptions { return litestream.RestoreOptions{Index: litestream.NoIndex} }
 
 // TestDB_ReplicateRestore writes while the engine runs, with checkpoints by
@@ -62,13 +85,7 @@ func latest() litestream.RestoreOptions { return litestream.RestoreOptions{Index
 // committed.
 func TestDB_ReplicateRestore(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 
 	db, _ := newTestDB(t, path, replicaDir)
 	db.MinCheckpointPageN = 50 // force several rollovers
@@ -103,13 +120,7 @@ func TestDB_ReplicateRestore(t *testing.T) {
 // writes: continuity holds, so the generation stays.
 func TestDB_RestartKeepsGeneration(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	gens := map[string]bool{}
 	for round := 0; round < 3; round++ {
 		db, r := newTestDB(t, path, replicaDir)
@@ -129,22 +140,14 @@ func TestDB_RestartKeepsGeneration(t *testing.T) {
 	if len(gens) != 1 {
 		t.Fatalf("generations = %v, want one", gens)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }
 
 // TestDB_AppCheckpointWhileStopped: the app truncates the WAL while the
 // engine is down; the engine starts a new generation and loses nothing.
 func TestDB_AppCheckpointWhileStopped(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	var gens []string
 	for round := 0; round < 2; round++ {
 		db, r := newTestDB(t, path, replicaDir)
@@ -181,13 +184,7 @@ func TestDB_AppCheckpointWhileStopped(t *testing.T) {
 // engine runs; nothing is lost.
 func TestDB_AppAutoCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 10)
 	db, _ := newTestDB(t, path, replicaDir)
 	db.MinCheckpointPageN = 40
 	if err := db.Open(); err != nil {
@@ -204,9 +201,7 @@ func TestDB_AppAutoCheckpoint(t *testing.T) {
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d transactions, committed %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }
 
 // TestDB_ShrinkWAL: past MaxCheckpointPageN the engine's checkpoint makes
@@ -214,13 +209,7 @@ func TestDB_AppAutoCheckpoint(t *testing.T) {
 // checkpoint, and nothing is lost.
 func TestDB_ShrinkWAL(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	db, r := newTestDB(t, path, replicaDir)
 	db.CheckpointInterval, db.MinCheckpointPageN, db.MaxCheckpointPageN = 0, 0, 100
 	for i := 0; i < 150; i++ {
@@ -256,9 +245,7 @@ func TestDB_ShrinkWAL(t *testing.T) {
 	if st := db.Stats(); st.Generations != 1 {
 		t.Fatalf("%d generations: %s", st.Generations, st.LastNewGenCause)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d, want %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }
 
 // TestDB_CheckpointedWhileStopped: the WAL was fully checkpointed (but not
@@ -268,13 +255,7 @@ func TestDB_ShrinkWAL(t *testing.T) {
 // generation, and nothing is lost.
 func TestDB_CheckpointedWhileStopped(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	var gens []string
 	for round := 0; round < 2; round++ {
 		db, r := newTestDB(t, path, replicaDir)
@@ -303,9 +284,7 @@ func TestDB_CheckpointedWhileStopped(t *testing.T) {
 	if gens[0] != gens[1] {
 		t.Fatalf("a new generation started: %v", gens)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d, want %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }
 
 // TestDB_DamagedLastSegment: on start the replica's last segment does not
@@ -313,13 +292,7 @@ func TestDB_CheckpointedWhileStopped(t *testing.T) {
 // a snapshot instead of failing forever.
 func TestDB_DamagedLastSegment(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	for round := 0; round < 2; round++ {
 		db, r := newTestDB(t, path, replicaDir)
 		for i := 0; i < 40; i++ {
@@ -344,7 +317,5 @@ func TestDB_DamagedLastSegment(t *testing.T) {
 			os.WriteFile(p, b, 0o644)
 		}
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d, want %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }

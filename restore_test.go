@@ -34,13 +34,7 @@ type history struct {
 func buildHistory(t *testing.T) history {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	db, r := newTestDB(t, path, replicaDir)
 	db.CheckpointInterval = 0
 	db.MinCheckpointPageN = 0

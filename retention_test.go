@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream"
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // age sets a replica file's mtime, which is its timestamp.
@@ -22,13 +21,7 @@ func age(t *testing.T, path string, d time.Duration) {
 
 func TestRetention(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	db, r := newTestDB(t, path, replicaDir)
 	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
 	step := func() {
@@ -102,9 +95,7 @@ func TestRetention(t *testing.T) {
 			t.Fatalf("segment %v older than the oldest kept snapshot %x", s.Pos(), newest)
 		}
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d, want %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 
 	// When every snapshot has expired, retention takes a new one first.
 	age(t, filepath.Join(genDir, "snapshots", litestream.SnapshotName(newest)), 48*time.Hour)
@@ -119,9 +110,7 @@ func TestRetention(t *testing.T) {
 	if len(snaps) != 1 || time.Since(snaps[0].CreatedAt) > time.Hour {
 		t.Fatalf("want one fresh snapshot, got %+v", snaps)
 	}
-	if _, m := restoreLatest(t, replicaDir, latest()); m != w.LastTx() {
-		t.Fatalf("restored %d, want %d", m, w.LastTx())
-	}
+	requireRestoresAll(t, replicaDir, w)
 }
 
 func mustSnapshots(t *testing.T, r *litestream.Replica, gen string) []litestream.SnapshotInfo {

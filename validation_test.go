@@ -2,25 +2,16 @@ package litestream_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestValidate_UnderLoad: validation while an application writes steadily
 // and the engine checkpoints reports only matches.
 func TestValidate_UnderLoad(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path, replicaDir := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, path, replicaDir := openWriter(t, 0)
 	if _, err := w.Commit(ctx, 1, 10); err != nil {
 		t.Fatal(err)
 	}
