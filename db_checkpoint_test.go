@@ -75,3 +75,41 @@ func TestDB_CheckpointLeavesRestartToApp(t *testing.T) {
 	}
 	requireRestoresAll(t, replicaDir, w)
 }
+
+// TestDB_RestartFollowedAtOnce: when the application's write restarts the
+// WAL after the engine's checkpoint, the engine moves to the next shadow
+// index within a WAL watch, not at its next monitor tick: until it does, a
+// kill of the engine would cost a new generation at the next start.
+func TestDB_RestartFollowedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	w, path, replicaDir := openWriter(t, 0)
+	if _, err := w.Commit(ctx, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	db, r := newTestDB(t, path, replicaDir)
+	db.MonitorInterval, r.SyncInterval = time.Hour, time.Hour // a replica sync copies the WAL too
+	db.MinCheckpointPageN, db.CheckpointInterval = 1<<20, 0
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	for r.Pos().Generation == "" { // the replica's first sync, which copies the WAL, is done
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := db.Checkpoint(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	idx := db.Stats().ShadowIndex
+	if _, err := w.Commit(ctx, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for db.Stats().ShadowIndex == idx {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("shadow WAL still at index %d 5 s after the WAL restart", idx)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("next index after %v", time.Since(start))
+}
