@@ -19,18 +19,16 @@ func (db *DB) checkpointIfNeeded(ctx context.Context) error {
 		return nil
 	}
 	pages := db.shadowPages()
-	// After a checkpoint of this WAL (one that a reader kept from
-	// completing, or a complete one the application has not yet followed
-	// with a write that restarts the WAL), both tiers wait for new frames,
-	// and the page count tier for another MinCheckpointPageN of them:
-	// trying again at every sync would take the write lock, and delay the
-	// application's commits, for nothing.
-	minPages, last := db.MinCheckpointPageN, 0
-	if c := db.lastCkpt; c.generation == db.generation && c.index == db.shadow.Index() {
-		minPages, last = c.pages+db.MinCheckpointPageN, c.pages
+	// After a checkpoint that a reader kept from completing, the page
+	// count tier waits for another MinCheckpointPageN pages: trying again
+	// at every sync would take the write lock, and delay the application's
+	// commits, for nothing while the reader lasts.
+	minPages := db.MinCheckpointPageN
+	if b := db.ckptBlocked; b.pages > 0 && b.generation == db.generation && b.index == db.shadow.Index() {
+		minPages = b.pages + db.MinCheckpointPageN
 	}
 	due := (db.MinCheckpointPageN > 0 && pages >= minPages) ||
-		(db.CheckpointInterval > 0 && pages > max(last, 1) && time.Since(db.lastCheckpoint) >= db.CheckpointInterval)
+		(db.CheckpointInterval > 0 && pages > 1 && time.Since(db.lastCheckpoint) >= db.CheckpointInterval)
 	db.mu.Unlock()
 	if !due {
 		return nil
@@ -45,26 +43,15 @@ func (db *DB) checkpointIfNeeded(ctx context.Context) error {
 
 // Checkpoint copies the WAL to its end and runs a PASSIVE checkpoint while
 // holding the database's write lock, so no transaction can slip in between
-// the last copy and the checkpoint. If every frame was backfilled, the
-// application's next write restarts the WAL, and the copy after it moves to
-// the next shadow index. shrink asks SQLite to truncate the WAL file on
-// restart; the engine then makes that write itself.
+// the last copy and the checkpoint. If every frame was backfilled, it then
+// makes the write that restarts the WAL and copies the new header into the
+// next shadow index. shrink asks SQLite to truncate the WAL file on restart.
 //
 // Why this is safe: SQLite restarts a WAL only when a checkpoint backfilled
 // all of it and no reader holds a WAL read mark. Our read transaction is
-// re-opened on the complete WAL before the write lock is released: it does
-// not stop the restart, but it stops any later backfill. So at most one
-// restart can follow this checkpoint, and only before any other frame is
-// appended to the old WAL; copyWAL accepts exactly that one restart as a
-// rollover, once the frames copied under the lock are synced.
-//
-// The application's commits wait for the write lock, and SQLite's busy
-// handler sleeps 1, 2, 5 ms and so on between tries: a hold of 2 ms costs a
-// waiting commit 3 ms. So the lock is held only to copy the frames committed
-// since the copy before it (synced once it is released) and to checkpoint;
-// and the engine no longer writes to restart the WAL, which took the lock a
-// second time. Under a stream of small transactions the hold went from 1.3
-// to 2.5 ms down to about 0.7 ms, most of it SQLite's two fsyncs.
+// re-opened before the write lock is released, so at most one restart can
+// follow this checkpoint, and only before any other frame is appended to
+// the old WAL; copyWAL accepts exactly that one restart as a rollover.
 func (db *DB) Checkpoint(ctx context.Context, shrink bool) (err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -98,7 +85,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 		return err
 	}
 	f.Close()
-	if err := db.conns.lockWrite(ctx, nil); err != nil {
+	if err := db.conns.lockWrite(ctx); err != nil {
 		return err
 	}
 	err = func() error {
@@ -137,7 +124,35 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 	if err := db.copyWAL(ctx); err != nil { // most bytes, before blocking writers
 		return err
 	}
-	held, complete, frames, err := db.checkpointUnderLock(ctx)
+	if err := db.conns.lockWrite(ctx); err != nil {
+		return err
+	}
+	locked := time.Now()
+	// Named results, so that an unlock error is not overwritten by the
+	// function's own.
+	complete, frames, err := func() (complete bool, frames int, err error) {
+		defer func() {
+			if uerr := db.conns.unlockWrite(ctx); uerr != nil && err == nil {
+				err = uerr
+			}
+		}()
+		if err := db.conns.acquireRead(ctx); err != nil {
+			return false, 0, err
+		}
+		if err := db.copyWAL(ctx); err != nil {
+			return false, 0, err
+		}
+		if err := db.conns.releaseRead(ctx); err != nil {
+			return false, 0, err
+		}
+		complete, frames, err = db.conns.checkpointPassive(ctx)
+		// Re-take the read lock before other writers can run.
+		if rerr := db.conns.acquireRead(ctx); rerr != nil {
+			return false, 0, rerr
+		}
+		return complete, frames, err
+	}()
+	held := time.Since(locked)
 	if held > db.stats.MaxLockHeld {
 		db.stats.MaxLockHeld = held
 	}
@@ -145,74 +160,20 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	db.Logger.Debug("checkpoint", "db", db.path, "frames", frames, "complete", complete, "lock_held", held)
-	db.lastCkpt = ckptMark{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
 	if !complete || frames == 0 {
+		db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
 		return nil
 	}
+	db.ckptBlocked = ckptBlocked{}
 	db.restartAllowed = true
-	if !shrink {
-		return nil
-	}
-	if err := db.conns.bumpSeq(ctx, true); err != nil {
+	if err := db.conns.bumpSeq(ctx, shrink); err != nil {
 		return err
 	}
 	return db.copyWAL(ctx)
 }
 
-// checkpointUnderLock takes the write lock, copies the frames committed
-// since the last copy, checkpoints and releases the lock; then it syncs
-// what it copied. It returns how long the lock was held. While it waits for
-// the lock it keeps copying (without syncing), so that few frames are left
-// to copy under the lock: an application committing back to back leaves the
-// lock free only for moments, and it can take tens of milliseconds to get.
-func (db *DB) checkpointUnderLock(ctx context.Context) (held time.Duration, complete bool, frames int, err error) {
-	db.deferSync = true
-	defer func() {
-		db.deferSync = false
-		// The frames copied must be on disk before the WAL restart that
-		// may now follow overwrites them. If they cannot be, the caller
-		// leaves restartAllowed false and that restart starts a new
-		// generation.
-		if serr := db.commitShadow(); err == nil {
-			err = serr
-		}
-	}()
-	lastCopy := time.Now()
-	var copyErr error
-	if err := db.conns.lockWrite(ctx, func() {
-		if copyErr == nil && time.Since(lastCopy) >= time.Millisecond {
-			copyErr = db.copyWAL(ctx)
-			lastCopy = time.Now()
-		}
-	}); err != nil {
-		return 0, false, 0, err
-	}
-	locked := time.Now()
-	defer func() {
-		if uerr := db.conns.unlockWrite(ctx); uerr != nil && err == nil {
-			err = uerr
-		}
-		held = time.Since(locked)
-	}()
-	if copyErr != nil {
-		return 0, false, 0, copyErr
-	}
-	if err := db.copyWAL(ctx); err != nil {
-		return 0, false, 0, err
-	}
-	if err := db.conns.releaseRead(ctx); err != nil {
-		return 0, false, 0, err
-	}
-	complete, frames, err = db.conns.checkpointPassive(ctx)
-	// Re-take the read lock before other writers can run.
-	if rerr := db.conns.acquireRead(ctx); rerr != nil {
-		return 0, false, 0, rerr
-	}
-	return 0, complete, frames, err
-}
-
-// ckptMark records the WAL a checkpoint last ran on, and its size then.
-type ckptMark struct {
+// ckptBlocked records where a checkpoint last failed to complete.
+type ckptBlocked struct {
 	generation string
 	index      int
 	pages      int

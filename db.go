@@ -49,8 +49,7 @@ type DB struct {
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
 	started        bool      // the first sync under the write lock is done
 	lastCheckpoint time.Time // time of our last checkpoint attempt
-	lastCkpt       ckptMark  // the WAL our last checkpoint ran on
-	deferSync      bool      // appendWAL leaves the sync to checkpointUnderLock
+	ckptBlocked    ckptBlocked
 	changed        chan struct{}
 	stats          DBStats
 	marks          copyMarks // when recent shadow positions were reached, for replica lag
@@ -343,22 +342,9 @@ func (db *DB) copyWAL(ctx context.Context) error {
 	return db.appendWAL(wal, walSize)
 }
 
-// appendWAL copies frames into the shadow WAL and, unless deferSync is set,
-// syncs them (commitShadow).
+// appendWAL copies frames and signals replicas when committed bytes grew.
 func (db *DB) appendWAL(wal io.ReaderAt, walSize int64) error {
-	if err := db.shadow.Copy(wal, walSize, db.conns != nil && db.conns.locked); err != nil {
-		return fmt.Errorf("copy WAL to shadow WAL: %w", err)
-	}
-	if db.deferSync {
-		return nil
-	}
-	return db.commitShadow()
-}
-
-// commitShadow syncs the frames copied into the shadow WAL and signals
-// replicas when committed bytes grew.
-func (db *DB) commitShadow() error {
-	added, err := db.shadow.Commit()
+	added, err := db.shadow.Append(wal, walSize, db.conns != nil && db.conns.locked)
 	if err != nil {
 		return fmt.Errorf("copy WAL to shadow WAL: %w", err)
 	}
@@ -458,10 +444,6 @@ func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader,
 func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr WALHeader, walSize int64) error {
 	if db.shadow.Index() >= MaxIndex {
 		return db.newGeneration(ctx, wal, hdr, walSize, "shadow WAL index limit reached")
-	}
-	// Frames copied but not yet synced belong to the old index.
-	if err := db.commitShadow(); err != nil {
-		return err
 	}
 	// Replicas read earlier index files by path, so the old file stays.
 	if err := db.shadow.startIndex(db.shadow.Index()+1, hdr); err != nil {

@@ -92,7 +92,7 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 		_, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
 CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`)
 		return err
-	}, nil); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("create litestream tables: %w", err)
 	}
 	ok = true
@@ -152,13 +152,12 @@ func (c *dbConns) releaseRead(_ context.Context) error {
 }
 
 // lockWrite takes the database's write lock: an immediate transaction with
-// a write to _litestream_lock, rolled back by unlockWrite. waiting, if not
-// nil, runs between the tries.
-func (c *dbConns) lockWrite(ctx context.Context, waiting func()) error {
+// a write to _litestream_lock, rolled back by unlockWrite.
+func (c *dbConns) lockWrite(ctx context.Context) error {
 	if err := retryBusy(ctx, "take write lock", func() error {
 		_, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE")
 		return err
-	}, waiting); err != nil {
+	}); err != nil {
 		return fmt.Errorf("take write lock: %w", err)
 	}
 	if _, err := c.write.ExecContext(ctx, "INSERT INTO _litestream_lock (id) VALUES (1)"); err != nil {
@@ -197,7 +196,7 @@ func (c *dbConns) bumpSeq(ctx context.Context, shrinkWAL bool) error {
 		_, err := c.write.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1)
 ON CONFLICT (id) DO UPDATE SET seq = seq + 1`)
 		return err
-	}, nil); err != nil {
+	}); err != nil {
 		return fmt.Errorf("write _litestream_seq: %w", err)
 	}
 	return nil

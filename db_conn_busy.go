@@ -31,9 +31,8 @@ func isBusy(err error) bool {
 // not even start, checkpoints were starved, and the WAL grew without bound,
 // slowing every commit. For the first second the tries are at most 200 µs
 // apart (a few per cent of a core); after that, when the lock is held by
-// one long transaction, 5 ms apart. between, if not nil, runs after each
-// failed try.
-func retryBusy(ctx context.Context, what string, fn func() error, between func()) error {
+// one long transaction, 5 ms apart.
+func retryBusy(ctx context.Context, what string, fn func() error) error {
 	start := time.Now()
 	wait := 20 * time.Microsecond
 	for {
@@ -44,9 +43,6 @@ func retryBusy(ctx context.Context, what string, fn func() error, between func()
 		waited := time.Since(start)
 		if waited > writeLockTimeout {
 			return fmt.Errorf("%s: database stayed locked by another connection for %s: %w", what, writeLockTimeout, err)
-		}
-		if between != nil {
-			between()
 		}
 		switch {
 		case waited > time.Second:

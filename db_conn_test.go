@@ -31,7 +31,7 @@ func TestDBConns_CancelledContextReleasesLocks(t *testing.T) {
 	if err := c.acquireRead(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.lockWrite(ctx, nil); err != nil {
+	if err := c.lockWrite(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)

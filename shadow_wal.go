@@ -15,30 +15,21 @@ import (
 // <dir>/<index %08x>.wal, each a byte copy of one incarnation of the real WAL
 // (header, then frames), which SQLite can never overwrite.
 //
-// Invariant: the bytes [0, Size) of the current file end on a commit frame
-// and are synced; bytes past Size are frames already validated (the tail):
-// committed ones that Copy wrote and Commit has not yet synced, then
-// uncommitted ones, kept so that a long transaction is read only once. No
+// Invariant: the bytes [0, Size) of the current file end on a commit frame;
+// bytes past Size are frames already validated but not yet committed (the
+// uncommitted tail), kept so that a long transaction is read only once. No
 // replica ever reads past Size.
 type ShadowWAL struct {
 	dir    string
 	index  int
 	hdr    WALHeader
-	size   int64       // committed bytes of the current index file
-	s1, s2 uint32      // cumulative checksum at size
-	tail   int64       // end of validated bytes (>= size)
-	t1, t2 uint32      // cumulative checksum at tail
-	pend   commitPoint // a commit in the tail, written but not yet synced (Copy without Commit)
+	size   int64  // committed bytes of the current index file
+	s1, s2 uint32 // cumulative checksum at size
+	tail   int64  // end of validated bytes (>= size)
+	t1, t2 uint32 // cumulative checksum at tail
 	f      *os.File
-	rbuf   *bufio.Reader // Copy's buffers, kept between copies
+	rbuf   *bufio.Reader // Append's buffers, kept between copies
 	wbuf   *bufio.Writer
-}
-
-// commitPoint is the end of a commit frame and the cumulative checksum
-// there.
-type commitPoint struct {
-	end    int64
-	c1, c2 uint32
 }
 
 // shadowWALFileName returns the name of a shadow WAL file.
@@ -94,7 +85,6 @@ func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
 	s.size, s.tail = WALHeaderSize, WALHeaderSize
 	s.s1, s.s2 = hdr.Checksum1, hdr.Checksum2
 	s.t1, s.t2 = s.s1, s.s2
-	s.pend = commitPoint{}
 	return nil
 }
 

@@ -34,19 +34,8 @@ func (s *ShadowWAL) Matches(wal io.ReaderAt) bool {
 }
 
 // Append copies the WAL's validated frames that follow the shadow's tail,
-// syncs the file and advances the committed size to the last commit frame
-// among them (Copy, then Commit). The WAL must have the shadow's header. It
-// returns the committed bytes added.
-func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (int64, error) {
-	if err := s.Copy(wal, walSize, writeLocked); err != nil {
-		return 0, err
-	}
-	return s.Commit()
-}
-
-// Copy writes the WAL's validated frames that follow the shadow's tail into
-// the file, without syncing it: the committed size stays where it is until
-// Commit. The WAL must have the shadow's header.
+// and advances the committed size to the last commit frame among them. The
+// WAL must have the shadow's header. It returns the committed bytes added.
 //
 // writeLocked says the caller holds the database's write lock, so no
 // transaction is in progress and any uncommitted tail was rolled back: it
@@ -61,96 +50,75 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (in
 // could restart the WAL over such a missed commit, and a restore held a
 // torn transaction (found by the crash loop, which kills the writer
 // mid-commit).
-func (s *ShadowWAL) Copy(wal io.ReaderAt, walSize int64, writeLocked bool) error {
+func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (int64, error) {
 	fs := s.hdr.FrameSize()
-	// Committed frames that were written but not yet synced stay as long as
-	// the WAL still holds the last of them: SQLite overwrites committed
-	// frames only after a restart, which changes the header. The rule above
-	// applies to the uncommitted frames after them.
-	base, kept := commitPoint{s.size, s.s1, s.s2}, true
-	if s.pend.end > s.size {
-		if c1, c2, err := frameChecksumAt(wal, s.hdr, s.pend.end); err == nil && c1 == s.pend.c1 && c2 == s.pend.c2 {
-			base = s.pend
-		} else {
-			s.pend, kept = commitPoint{}, false
-		}
-	}
-	if s.tail > base.end && (writeLocked || !kept || !s.tailInWAL(wal, base.end)) {
-		s.tail, s.t1, s.t2 = base.end, base.c1, base.c2
+	if s.tail > s.size && (writeLocked || !s.tailInWAL(wal)) {
+		s.tail, s.t1, s.t2 = s.size, s.s1, s.s2
 		if err := s.truncateTail(); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	n := walSize - s.tail
-	if n < fs {
-		return nil
+	if walSize-s.tail < fs {
+		return 0, nil
 	}
-	// The buffers are small and kept: under the write lock there are a few
-	// frames to copy, often followed in the file by frames of the WAL's
-	// previous incarnation, and reading (and allocating) a megabyte each
-	// time held the lock for milliseconds.
+	// Small buffers, kept between copies: most copies are a few frames,
+	// often followed in the file by frames of the WAL's previous
+	// incarnation, and two 1 MiB buffers read and allocated per copy cost
+	// more than the copy (up to milliseconds under the write lock) and
+	// raised the daemon's memory under load.
 	if s.rbuf == nil {
 		s.rbuf = bufio.NewReaderSize(nil, copyBufSize)
 		s.wbuf = bufio.NewWriterSize(nil, copyBufSize)
 	}
-	s.rbuf.Reset(io.NewSectionReader(wal, s.tail, n))
+	s.rbuf.Reset(io.NewSectionReader(wal, s.tail, walSize-s.tail))
 	s.wbuf.Reset(&offsetWriter{f: s.f, off: s.tail})
 	rd, w := NewWALReader(s.rbuf, s.hdr, s.t1, s.t2), s.wbuf
 	defer func() { s.rbuf.Reset(nil); s.wbuf.Reset(nil) }() // drop the file references
 	off := s.tail
-	last := s.pend
+	newSize, c1, c2 := s.size, s.s1, s.s2
 	for {
 		fh, frame, err := rd.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, ErrInvalidFrame) {
 				break
 			}
-			return fmt.Errorf("read WAL: %w", err)
+			return 0, fmt.Errorf("read WAL: %w", err)
 		}
 		if _, err := w.Write(frame); err != nil {
-			return fmt.Errorf("write shadow WAL: %w", err)
+			return 0, fmt.Errorf("write shadow WAL: %w", err)
 		}
 		off += fs
 		if fh.IsCommit() {
-			last.end = off
-			last.c1, last.c2 = rd.Checksum()
+			newSize = off
+			c1, c2 = rd.Checksum()
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write shadow WAL: %w", err)
+		return 0, fmt.Errorf("write shadow WAL: %w", err)
 	}
 	s.tail = off
 	s.t1, s.t2 = rd.Checksum()
-	s.pend = last
-	return nil
-}
-
-// copyBufSize is the size of Copy's read and write buffers.
-const copyBufSize = 128 << 10
-
-// Commit syncs the file and advances the committed size to the last commit
-// frame that Copy wrote. It returns the committed bytes added.
-func (s *ShadowWAL) Commit() (int64, error) {
-	if s.pend.end <= s.size {
-		return 0, nil
+	added := newSize - s.size
+	if added > 0 {
+		if err := s.f.Sync(); err != nil {
+			return 0, fmt.Errorf("sync shadow WAL: %w", err)
+		}
+		s.size, s.s1, s.s2 = newSize, c1, c2
 	}
-	if err := s.f.Sync(); err != nil {
-		return 0, fmt.Errorf("sync shadow WAL: %w", err)
-	}
-	added := s.pend.end - s.size
-	s.size, s.s1, s.s2 = s.pend.end, s.pend.c1, s.pend.c2
 	return added, nil
 }
 
+// copyBufSize is the size of Append's read and write buffers.
+const copyBufSize = 128 << 10
+
 // tailInWAL reports whether the WAL still holds the first and the last frame
-// of the shadow's uncommitted tail, which starts at from (see Copy for what
-// this misses).
-func (s *ShadowWAL) tailInWAL(wal io.ReaderAt, from int64) bool {
+// of the shadow's uncommitted tail (see Append for what this misses).
+func (s *ShadowWAL) tailInWAL(wal io.ReaderAt) bool {
 	t1, t2, err := frameChecksumAt(wal, s.hdr, s.tail)
 	if err != nil || t1 != s.t1 || t2 != s.t2 {
 		return false
 	}
-	first := from + s.hdr.FrameSize()
+	first := s.size + s.hdr.FrameSize()
 	w1, w2, err := frameChecksumAt(wal, s.hdr, first)
 	if err != nil {
 		return false

@@ -120,7 +120,7 @@ func (db *DB) pinnedChecksum(ctx context.Context) (Pos, string, error) {
 	// it would pin the WAL. (A rollback without a transaction just fails.)
 	defer conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck
 	pos, err := func() (Pos, error) {
-		if err := db.conns.lockWrite(ctx, nil); err != nil {
+		if err := db.conns.lockWrite(ctx); err != nil {
 			return Pos{}, err
 		}
 		defer db.conns.unlockWrite(ctx)

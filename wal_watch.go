@@ -14,17 +14,15 @@ const walWatchInterval = 25 * time.Millisecond
 // complete (behind a long reader) is retried this often, not at every look.
 const walWatchRetry = 250 * time.Millisecond
 
-// walWatch remembers the last WAL header walFull reported, and when, and
-// the last header it read.
+// walWatch remembers the last WAL header walFull reported, and when.
 type walWatch struct {
-	hdr  WALHeader
-	at   time.Time
-	last WALHeader
+	hdr WALHeader
+	at  time.Time
 }
 
 // walFull reports whether the WAL holds at least MinCheckpointPageN frames
 // written since its last restart (at most once per walWatchRetry for the
-// same WAL header), or was restarted since the last look.
+// same WAL header).
 //
 // Why: our read lock keeps the application's own checkpoints from
 // restarting the WAL, so between our syncs the WAL file grows past the size
@@ -35,6 +33,9 @@ type walWatch struct {
 // Checking the frame at the threshold, rather than the file's size, also
 // sees a reused file fill up again.
 func (db *DB) walFull(seen *walWatch) bool {
+	if db.MinCheckpointPageN <= 0 {
+		return false
+	}
 	f, err := os.Open(db.WALPath())
 	if err != nil {
 		return false
@@ -45,20 +46,7 @@ func (db *DB) walFull(seen *walWatch) bool {
 		return false
 	}
 	hdr, err := ParseWALHeader(b[:])
-	if err != nil {
-		return false
-	}
-	// The application's first write after our checkpoint restarts the WAL;
-	// the sync that follows at once moves the shadow WAL to its next index.
-	// Until then, a kill of the engine (and a restart that finds the new
-	// header without the index that follows it) would cost a new
-	// generation.
-	restarted := seen.last != (WALHeader{}) && hdr != seen.last
-	seen.last = hdr
-	if restarted {
-		return true
-	}
-	if db.MinCheckpointPageN <= 0 || (hdr == seen.hdr && time.Since(seen.at) < walWatchRetry) {
+	if err != nil || (hdr == seen.hdr && time.Since(seen.at) < walWatchRetry) {
 		return false
 	}
 	off := WALHeaderSize + int64(db.MinCheckpointPageN-1)*hdr.FrameSize()
