@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/litestream-go/litestream"
@@ -103,15 +104,7 @@ func (b *bench) restore(ctx context.Context) error {
 	// the baseline is a durable copy (cp, then fsync of the copy), as a
 	// restore's result is: a bare cp times the page cache, 0.3 s to 2.6 s
 	// for the same file depending on writeback.
-	flush := func() error {
-		if out, err := exec.Command("sync").CombinedOutput(); err != nil {
-			return fmt.Errorf("sync: %v: %s", err, out)
-		}
-		return nil
-	}
-	if err := flush(); err != nil {
-		return err
-	}
+	syscall.Sync()
 	cpStart := time.Now()
 	cpPath := filepath.Join(dir, "cp.db")
 	if out, err := exec.Command("cp", path, cpPath).CombinedOutput(); err != nil {
@@ -125,9 +118,7 @@ func (b *bench) restore(ctx context.Context) error {
 	b.add(Figure{Section: "restore", Name: "cp of the database file, then fsync", Value: cpTime.Seconds(), Unit: "s"})
 	for _, r := range []*litestream.Replica{fileRep, s3Rep} {
 		out := filepath.Join(dir, "restored-"+r.Name+".db")
-		if err := flush(); err != nil {
-			return err
-		}
+		syscall.Sync()
 		start := time.Now()
 		plan, err := litestream.PlanRestore(ctx, []*litestream.Replica{r}, litestream.RestoreOptions{Index: litestream.NoIndex})
 		if err != nil {
