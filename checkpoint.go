@@ -89,7 +89,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 		return err
 	}
 	err = func() error {
-		if err := db.conns.acquireRead(ctx); err != nil {
+		if err := db.acquireRead(ctx); err != nil {
 			return err
 		}
 		return db.copyWAL(ctx)
@@ -118,11 +118,27 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 		}
 	}()
 
-	if err := db.conns.acquireRead(ctx); err != nil {
+	if err := db.acquireRead(ctx); err != nil {
 		return err
 	}
 	if err := db.copyWAL(ctx); err != nil { // most bytes, before blocking writers
 		return err
+	}
+	// Most pages, too: with our read transaction moved up to the frames
+	// just copied, a PASSIVE checkpoint copies their pages into the
+	// database while the application goes on writing, and the checkpoint
+	// under the lock is left with the last few frames. That brought the
+	// lock and the restart write together under the ~1 ms that a blocked
+	// application sleeps before its first retry (its busy handler's next
+	// sleeps take it to 3 ms).
+	if db.readBehind() {
+		if err := db.conns.advanceRead(ctx); err != nil {
+			return err
+		}
+		db.readFloor = Pos{} // a new snapshot: the copy under the lock records it
+		if _, _, err := db.conns.checkpointPassive(ctx); err != nil {
+			return err
+		}
 	}
 	if err := db.conns.lockWrite(ctx); err != nil {
 		return err
@@ -136,7 +152,7 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 				err = uerr
 			}
 		}()
-		if err := db.conns.acquireRead(ctx); err != nil {
+		if err := db.acquireRead(ctx); err != nil {
 			return false, 0, err
 		}
 		if err := db.copyWAL(ctx); err != nil {
@@ -147,7 +163,7 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 		}
 		complete, frames, err = db.conns.checkpointPassive(ctx)
 		// Re-take the read lock before other writers can run.
-		if rerr := db.conns.acquireRead(ctx); rerr != nil {
+		if rerr := db.acquireRead(ctx); rerr != nil {
 			return false, 0, rerr
 		}
 		return complete, frames, err

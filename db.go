@@ -47,6 +47,7 @@ type DB struct {
 	generation     string
 	shadow         *ShadowWAL
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
+	readFloor      Pos       // shadow end at the first copy after our read transaction began: at or past its snapshot
 	started        bool      // the first sync under the write lock is done
 	lastCheckpoint time.Time // time of our last checkpoint attempt
 	ckptBlocked    ckptBlocked
@@ -243,10 +244,28 @@ func (db *DB) syncLocked(ctx context.Context) error {
 	if !db.started {
 		return db.startLocked(ctx)
 	}
-	if err := db.conns.acquireRead(ctx); err != nil {
+	if err := db.acquireRead(ctx); err != nil {
 		return err
 	}
 	return db.copyWAL(ctx)
+}
+
+// acquireRead opens our read transaction if none is open. The copy that
+// follows reads the WAL at least up to the new snapshot, and records where
+// it ended as readFloor. Caller holds mu.
+func (db *DB) acquireRead(ctx context.Context) error {
+	if db.conns.reading {
+		return nil
+	}
+	db.readFloor = Pos{}
+	return db.conns.acquireRead(ctx)
+}
+
+// readBehind reports whether the shadow WAL holds a frame past our read
+// transaction's snapshot, the condition for advanceRead. Caller holds mu.
+func (db *DB) readBehind() bool {
+	end := db.shadowEnd()
+	return db.conns.reading && !db.readFloor.IsZero() && db.readFloor.Generation == end.Generation && db.readFloor.Less(end)
 }
 
 // checkReplaced notices a database file deleted or replaced under the
@@ -319,6 +338,17 @@ func (db *DB) init(ctx context.Context) error {
 // copyWAL checks that the WAL continues the shadow WAL and copies the new
 // committed frames. Any loss of continuity starts a new generation.
 func (db *DB) copyWAL(ctx context.Context) error {
+	if err := db.copyWALFrames(ctx); err != nil {
+		return err
+	}
+	if db.readFloor.IsZero() && db.conns.reading {
+		db.readFloor = db.shadowEnd()
+	}
+	return nil
+}
+
+// copyWALFrames is copyWAL without the read floor bookkeeping.
+func (db *DB) copyWALFrames(ctx context.Context) error {
 	wal, hdr, walSize, err := db.openWAL(ctx)
 	if err != nil {
 		return err
@@ -481,10 +511,16 @@ func (db *DB) notifyChanged() {
 func (db *DB) ShadowPos() (Pos, <-chan struct{}) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	return db.shadowEnd(), db.changed
+}
+
+// shadowEnd returns the generation and the shadow WAL's committed end, or
+// the zero Pos before the first generation. Caller holds mu.
+func (db *DB) shadowEnd() Pos {
 	if db.shadow == nil {
-		return Pos{}, db.changed
+		return Pos{}
 	}
-	return Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: db.shadow.Size()}, db.changed
+	return Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: db.shadow.Size()}
 }
 
 // Stats returns a copy of the counters.

@@ -16,11 +16,14 @@ import (
 // share a transaction:
 //   - read holds the long-running read transaction that keeps other
 //     connections from restarting the WAL past what has been copied;
+//   - spare takes over the read transaction when it moves forward, so that
+//     one is open at every moment (see advanceRead);
 //   - write takes the write lock and makes the engine's own writes;
 //   - ckpt runs checkpoints and is never inside a transaction.
 type dbConns struct {
 	db      *sql.DB
 	read    *sql.Conn
+	spare   *sql.Conn
 	write   *sql.Conn
 	ckpt    *sql.Conn
 	reading bool // read transaction open
@@ -48,7 +51,7 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 			c.close()
 		}
 	}()
-	for _, p := range []**sql.Conn{&c.read, &c.write, &c.ckpt} {
+	for _, p := range []**sql.Conn{&c.read, &c.spare, &c.write, &c.ckpt} {
 		conn, err := sdb.Conn(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
@@ -88,6 +91,14 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 	if _, err := c.write.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
 		return nil, fmt.Errorf("set busy timeout: %w", err)
 	}
+	// Our commits are only the _litestream_seq row that restarts the WAL,
+	// whose durability nothing needs: NORMAL drops their fsync (SQLite
+	// still syncs a restarted WAL's header, and keeps the database
+	// consistent), which is time the application waits around a
+	// checkpoint (0.37 to 0.25 ms measured).
+	if _, err := c.write.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return nil, fmt.Errorf("set synchronous: %w", err)
+	}
 	if err := retryBusy(ctx, "create litestream tables", func() error {
 		_, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
 CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`)
@@ -125,16 +136,47 @@ func (c *dbConns) acquireRead(ctx context.Context) error {
 	if c.reading {
 		return nil
 	}
-	if _, err := c.read.ExecContext(ctx, "BEGIN"); err != nil {
+	if err := beginRead(ctx, c.read); err != nil {
+		return err
+	}
+	c.reading = true
+	return nil
+}
+
+// beginRead opens a read transaction on conn and takes its snapshot.
+func beginRead(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
 		return fmt.Errorf("begin read transaction: %w", err)
 	}
 	// A deferred transaction takes its snapshot at the first read.
 	var n int
-	if err := c.read.QueryRowContext(ctx, "SELECT COUNT(1) FROM _litestream_seq").Scan(&n); err != nil {
-		_, _ = c.read.ExecContext(context.Background(), "ROLLBACK")
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(1) FROM _litestream_seq").Scan(&n); err != nil {
+		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		return fmt.Errorf("take read lock: %w", err)
 	}
-	c.reading = true
+	return nil
+}
+
+// advanceRead moves the read transaction to the WAL's end: the new one
+// begins on the spare connection before the old one ends, so no moment is
+// left in which another connection could restart the WAL.
+//
+// The caller must know that the WAL holds a frame past the old
+// transaction's snapshot. Then SQLite cannot have checkpointed the whole
+// WAL (the old snapshot caps any checkpoint, or, on read-mark 0, forbids
+// one), so the new transaction gets a read mark of its own, which, like the
+// old one, keeps every other connection from restarting the WAL.
+func (c *dbConns) advanceRead(ctx context.Context) error {
+	if !c.reading {
+		return c.acquireRead(ctx)
+	}
+	if err := beginRead(ctx, c.spare); err != nil {
+		return err
+	}
+	c.read, c.spare = c.spare, c.read
+	if _, err := c.spare.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		return fmt.Errorf("end old read transaction: %w", err)
+	}
 	return nil
 }
 
@@ -223,7 +265,7 @@ func (c *dbConns) close() error {
 	if c.reading {
 		errs = append(errs, c.releaseRead(ctx))
 	}
-	for _, conn := range []*sql.Conn{c.read, c.write, c.ckpt} {
+	for _, conn := range []*sql.Conn{c.read, c.spare, c.write, c.ckpt} {
 		if conn != nil {
 			errs = append(errs, conn.Close())
 		}
