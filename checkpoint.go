@@ -136,8 +136,17 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 			return err
 		}
 		db.readFloor = Pos{} // a new snapshot: the copy under the lock records it
-		if _, _, err := db.conns.checkpointPassive(ctx); err != nil {
+		res, err := db.conns.checkpointPassive(ctx)
+		if err != nil {
 			return err
+		}
+		// Stopped short of what we copied: a reader of the application
+		// holds the checkpoint back, and would under the lock too. Do not
+		// block the application's writers for nothing; try again later.
+		if !res.busy && res.done < db.shadowPages() {
+			db.Logger.Debug("checkpoint held back by a reader", "db", db.path, "frames", res.walFrames, "checkpointed", res.done)
+			db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
+			return nil
 		}
 	}
 	if err := db.conns.lockWrite(ctx); err != nil {
@@ -146,27 +155,27 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 	locked := time.Now()
 	// Named results, so that an unlock error is not overwritten by the
 	// function's own.
-	complete, frames, err := func() (complete bool, frames int, err error) {
+	res, err := func() (res ckptResult, err error) {
 		defer func() {
 			if uerr := db.conns.unlockWrite(ctx); uerr != nil && err == nil {
 				err = uerr
 			}
 		}()
 		if err := db.acquireRead(ctx); err != nil {
-			return false, 0, err
+			return ckptResult{}, err
 		}
 		if err := db.copyWAL(ctx); err != nil {
-			return false, 0, err
+			return ckptResult{}, err
 		}
 		if err := db.conns.releaseRead(ctx); err != nil {
-			return false, 0, err
+			return ckptResult{}, err
 		}
-		complete, frames, err = db.conns.checkpointPassive(ctx)
+		res, err = db.conns.checkpointPassive(ctx)
 		// Re-take the read lock before other writers can run.
 		if rerr := db.acquireRead(ctx); rerr != nil {
-			return false, 0, rerr
+			return ckptResult{}, rerr
 		}
-		return complete, frames, err
+		return res, err
 	}()
 	held := time.Since(locked)
 	if held > db.stats.MaxLockHeld {
@@ -175,8 +184,8 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	db.Logger.Debug("checkpoint", "db", db.path, "frames", frames, "complete", complete, "lock_held", held)
-	if !complete || frames == 0 {
+	db.Logger.Debug("checkpoint", "db", db.path, "frames", res.walFrames, "complete", res.complete(), "lock_held", held)
+	if !res.complete() || res.walFrames == 0 {
 		db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
 		return nil
 	}

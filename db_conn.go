@@ -244,15 +244,26 @@ ON CONFLICT (id) DO UPDATE SET seq = seq + 1`)
 	return nil
 }
 
-// checkpointPassive runs a PASSIVE checkpoint. It reports whether every
-// frame of the WAL was copied into the database, so that the next write
-// restarts the WAL.
-func (c *dbConns) checkpointPassive(ctx context.Context) (complete bool, walFrames int, err error) {
+// checkpointPassive runs a PASSIVE checkpoint and returns SQLite's answer.
+func (c *dbConns) checkpointPassive(ctx context.Context) (ckptResult, error) {
 	var busy, logFrames, done int
 	if err := c.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil {
-		return false, 0, fmt.Errorf("checkpoint: %w", err)
+		return ckptResult{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	return busy == 0 && logFrames >= 0 && done == logFrames, logFrames, nil
+	return ckptResult{busy: busy != 0, walFrames: logFrames, done: done}, nil
+}
+
+// ckptResult is what a checkpoint reports.
+type ckptResult struct {
+	busy      bool // another connection was checkpointing
+	walFrames int  // frames in the WAL
+	done      int  // frames copied into the database, by this or earlier checkpoints
+}
+
+// complete reports whether every frame of the WAL is in the database, so
+// that the next write restarts the WAL.
+func (r ckptResult) complete() bool {
+	return !r.busy && r.walFrames >= 0 && r.done == r.walFrames
 }
 
 // close rolls back and closes every connection.

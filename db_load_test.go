@@ -128,3 +128,88 @@ func TestDB_LongReaderBackoff(t *testing.T) {
 	}
 	requireRestoresAll(t, replicaDir, w)
 }
+
+// TestDB_CheckpointBehindReaderLeavesWritersAlone: when an application's
+// reader holds the checkpoint back, the engine finds out before it takes
+// the write lock (its checkpoint without the lock stops short of what it
+// copied) and does not block the application's writers for a checkpoint
+// that cannot complete. Here the application holds the write lock, so a
+// checkpoint that still wanted it would wait.
+func TestDB_CheckpointBehindReaderLeavesWritersAlone(t *testing.T) {
+	ctx := context.Background()
+	w, path, replicaDir := openWriter(t, 0)
+	db, r := newTestDB(t, path, replicaDir)
+	defer db.Close(ctx)
+	commitSync := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := w.Commit(ctx, 1, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitSync(5)
+	app, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	reader, err := app.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	var n int
+	if _, err := reader.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	commitSync(5)
+
+	writer, err := app.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- db.Checkpoint(ctx, false) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		writer.ExecContext(ctx, "ROLLBACK")
+		<-done
+		t.Fatal("the checkpoint waited for the write lock behind a reader that keeps it from completing")
+	}
+	if _, err := writer.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+
+	// With the reader gone, the next checkpoint completes.
+	idx := db.Stats().ShadowIndex
+	commitSync(1)
+	if err := db.Checkpoint(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().ShadowIndex == idx {
+		t.Fatal("the checkpoint did not complete once the reader was gone")
+	}
+	commitSync(1)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireRestoresAll(t, replicaDir, w)
+}
