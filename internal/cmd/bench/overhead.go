@@ -18,10 +18,10 @@ func (b *bench) overhead(ctx context.Context) error {
 		n, rows   int
 		size, rep int
 	}
-	// Runs of a few seconds, median of five: shorter runs measured
+	// Runs of a few seconds, median of nine: shorter runs measured
 	// scheduling noise on a shared 2-core machine, and the WAL file's first
 	// growth, more than the engine.
-	loads := []workload{{"1 row/tx", 20000, 1, 100, 5}, {"1000 rows/tx", 300, 1000, 100, 5}}
+	loads := []workload{{"1 row/tx", 20000, 1, 100, 9}, {"1000 rows/tx", 300, 1000, 100, 9}}
 	if b.quick {
 		loads = []workload{{"1 row/tx", 300, 1, 100, 1}, {"1000 rows/tx", 10, 1000, 100, 1}}
 	}
