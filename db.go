@@ -166,7 +166,8 @@ func (db *DB) Close(ctx context.Context) error {
 }
 
 // monitor copies the WAL every monitor interval until ctx ends, and sooner
-// when the WAL reaches the checkpoint threshold (see walFull).
+// when the WAL reaches the checkpoint threshold or runs ahead of the shadow
+// WAL (see walFull).
 func (db *DB) monitor(ctx context.Context) {
 	t := time.NewTicker(db.MonitorInterval)
 	defer t.Stop()

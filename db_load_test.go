@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream"
 )
 
 // TestDB_BusyWriterKeepsWALSmall: an application committing back to back
@@ -212,4 +214,42 @@ func TestDB_CheckpointBehindReaderLeavesWritersAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireRestoresAll(t, replicaDir, w)
+}
+
+// TestDB_CopiesAheadBetweenSyncs: between monitor ticks, the WAL watch
+// copies the WAL once it runs copyAheadFrames (256) frames ahead of the
+// shadow WAL, so that the copy before a checkpoint, and its fsync, stay
+// small. Here the monitor interval is an hour and the checkpoint threshold
+// out of reach, so only that rule can copy.
+func TestDB_CopiesAheadBetweenSyncs(t *testing.T) {
+	ctx := context.Background()
+	w, path, _ := openWriter(t, 0)
+	if _, err := w.Commit(ctx, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	db := litestream.NewDB(path)
+	db.Logger = testLogger(t)
+	db.MonitorInterval, db.CheckpointInterval, db.MinCheckpointPageN = time.Hour, 0, 1000000
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	const frameSize = 4096 + 24
+	waitFor := func(what string, ok func(size int64) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(db.Stats().ShadowSize); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: shadow WAL at %d bytes after 5 s", what, db.Stats().ShadowSize)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("first sync", func(size int64) bool { return size > 32 })
+	start := db.Stats().ShadowSize
+	for i := 0; i < 300; i++ { // one page each
+		if _, err := w.Commit(ctx, 1, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("copy ahead of the monitor tick", func(size int64) bool { return size >= start+256*frameSize })
 }

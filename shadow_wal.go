@@ -41,6 +41,9 @@ func (s *ShadowWAL) Index() int { return s.index }
 // Size returns the committed size of the current index file.
 func (s *ShadowWAL) Size() int64 { return s.size }
 
+// Copied returns the end of the bytes copied from the WAL, committed or not.
+func (s *ShadowWAL) Copied() int64 { return s.tail }
+
 // Header returns the WAL header of the current index.
 func (s *ShadowWAL) Header() WALHeader { return s.hdr }
 

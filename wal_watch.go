@@ -20,18 +20,29 @@ type walWatch struct {
 	at  time.Time
 }
 
+// copyAheadFrames is how far the WAL may run ahead of the shadow WAL before
+// the monitor copies it, between syncs: 1 MiB of 4 KiB pages.
+const copyAheadFrames = 256
+
 // walFull reports whether the WAL holds at least MinCheckpointPageN frames
 // written since its last restart (at most once per walWatchRetry for the
-// same WAL header).
+// same WAL header), or copyAheadFrames frames past what the shadow WAL
+// holds.
 //
-// Why: our read lock keeps the application's own checkpoints from
-// restarting the WAL, so between our syncs the WAL file grows past the size
-// the application alone would keep it at, and a commit that extends the
-// file costs far more than one that reuses it (its fsync must also commit
-// the file's new blocks): with a sync only every second, small
+// Why the first: our read lock keeps the application's own checkpoints
+// from restarting the WAL, so between our syncs the WAL file grows past the
+// size the application alone would keep it at, and a commit that extends
+// the file costs far more than one that reuses it (its fsync must also
+// commit the file's new blocks): with a sync only every second, small
 // transactions ran at three quarters of their speed without replication.
 // Checking the frame at the threshold, rather than the file's size, also
 // sees a reused file fill up again.
+//
+// Why the second: otherwise the copy before each checkpoint took the whole
+// ~4 MB at once, and the application's commits waited behind its fsync on
+// the shared disk. Copies of at most about a megabyte, spread over the
+// cycle, raised the 1 row/tx bench ratio from 0.878 to 0.919 (ratio of
+// median times, 10 interleaved runs; faster in 8 of the 10 pairs).
 func (db *DB) walFull(seen *walWatch) bool {
 	if db.MinCheckpointPageN <= 0 {
 		return false
@@ -46,17 +57,40 @@ func (db *DB) walFull(seen *walWatch) bool {
 		return false
 	}
 	hdr, err := ParseWALHeader(b[:])
-	if err != nil || (hdr == seen.hdr && time.Since(seen.at) < walWatchRetry) {
+	if err != nil {
 		return false
 	}
-	off := WALHeaderSize + int64(db.MinCheckpointPageN-1)*hdr.FrameSize()
-	if _, err := f.ReadAt(b[:WALFrameHeaderSize], off); err != nil {
+	if copied, ok := db.copiedEnd(hdr); ok && hasFrame(f, hdr, copied+int64(copyAheadFrames-1)*hdr.FrameSize()) {
+		return true
+	}
+	if hdr == seen.hdr && time.Since(seen.at) < walWatchRetry {
 		return false
 	}
-	fh := parseFrameHeader(b[:WALFrameHeaderSize])
-	if fh.Salt1 != hdr.Salt1 || fh.Salt2 != hdr.Salt2 {
+	if !hasFrame(f, hdr, WALHeaderSize+int64(db.MinCheckpointPageN-1)*hdr.FrameSize()) {
 		return false
 	}
 	*seen = walWatch{hdr: hdr, at: time.Now()}
 	return true
+}
+
+// copiedEnd returns the end of what the shadow WAL has copied from the WAL
+// with header hdr, if it follows that WAL.
+func (db *DB) copiedEnd(hdr WALHeader) (int64, bool) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.shadow == nil || !db.shadow.Header().SameWAL(hdr) {
+		return 0, false
+	}
+	return db.shadow.Copied(), true
+}
+
+// hasFrame reports whether the WAL f holds, at offset off, a frame of the
+// WAL with header hdr (committed or not).
+func hasFrame(f *os.File, hdr WALHeader, off int64) bool {
+	var b [WALFrameHeaderSize]byte
+	if _, err := f.ReadAt(b[:], off); err != nil {
+		return false
+	}
+	fh := parseFrameHeader(b[:])
+	return fh.Salt1 == hdr.Salt1 && fh.Salt2 == hdr.Salt2
 }
