@@ -253,3 +253,40 @@ func TestDB_CopiesAheadBetweenSyncs(t *testing.T) {
 	}
 	waitFor("copy ahead of the monitor tick", func(size int64) bool { return size >= start+256*frameSize })
 }
+
+// TestDB_CheckpointCatchesUpBeforeLock: under large transactions, the
+// checkpoint before the write lock goes round again for the pages the
+// application committed meanwhile (see checkpointBeforeLock), without a
+// new generation (which a read transaction moved up onto SQLite's
+// read-mark 0 would cause: the application could then restart the WAL
+// behind the engine's back) and without losing a transaction.
+// TestDB_AdvanceRead covers the read-mark guard itself.
+func TestDB_CheckpointCatchesUpBeforeLock(t *testing.T) {
+	ctx := context.Background()
+	w, path, replicaDir := openWriter(t, -1)
+	db, _ := newTestDB(t, path, replicaDir)
+	db.MinCheckpointPageN = 200
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		if _, err := w.Commit(ctx, 16, 3000); err != nil { // ~16 pages each
+			t.Fatal(err)
+		}
+	}
+	st := db.Stats()
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d transactions, %d checkpoints, %d rounds before the lock", w.LastTx(), st.Checkpoints, st.CheckpointRounds)
+	if st.Checkpoints < 3 || st.CheckpointErrs > 0 {
+		t.Errorf("%d checkpoints (%d failed); want at least 3, none failed", st.Checkpoints, st.CheckpointErrs)
+	}
+	if st.CheckpointRounds <= st.Checkpoints {
+		t.Errorf("%d rounds before the lock in %d checkpoints; want a second round in some", st.CheckpointRounds, st.Checkpoints)
+	}
+	if st.Generations != 1 {
+		t.Errorf("%d generations (last cause: %s); want 1", st.Generations, st.LastNewGenCause)
+	}
+	requireRestoresAll(t, replicaDir, w)
+}

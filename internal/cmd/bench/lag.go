@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -65,15 +64,14 @@ func (b *bench) lag(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-			p := func(q float64) time.Duration { return lags[min(len(lags)-1, int(q*float64(len(lags))))] }
+			p := func(q float64) time.Duration { return quantile(lags, q) }
 			target := interval + 250*time.Millisecond
 			name := fmt.Sprintf("lag to %s, sync-interval %s", kind, interval)
 			b.add(Figure{Section: "lag", Name: name + ", p50", Value: p(0.5).Seconds() * 1000, Unit: "ms"})
 			b.add(Figure{Section: "lag", Name: name + ", p99", Value: p(0.99).Seconds() * 1000, Unit: "ms",
 				Baseline: interval.Seconds() * 1000, BaseName: "sync interval", Ratio: p(0.99).Seconds() / interval.Seconds(),
 				Target: fmt.Sprintf("<= %s", target), Met: met(kind != "s3" || p(0.99) <= target)})
-			b.add(Figure{Section: "lag", Name: name + ", max", Value: lags[len(lags)-1].Seconds() * 1000, Unit: "ms"})
+			b.add(Figure{Section: "lag", Name: name + ", max", Value: quantile(lags, 1).Seconds() * 1000, Unit: "ms"})
 		}
 	}
 	return nil
