@@ -43,15 +43,15 @@ lint: $(BIN)/staticcheck
 
 ## test: everything: tools, lint, every test with the race detector, short fuzzing
 test: tools lint
-	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw LITESTREAM_V03=$(BIN)/v0.3/litestream go test -race -timeout 40m ./...
-	scripts/fuzz.sh 10s
+	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw LITESTREAM_V03=$(BIN)/v0.3/litestream go test -race -count=1 -timeout 40m ./...
+	scripts/fuzz.sh 100000x
 
 ## torture: the long reliability run: 1000 crash cycles, faults, hostile
-## app, broken replicas, one minute of fuzzing per target; prints FIGURE lines
+## app, broken replicas, 600000 fuzz executions per target; prints FIGURE lines
 torture: tools
 	LITESTREAM_TORTURE_CYCLES=1000 VERSITYGW=$(BIN)/versitygw go test -count=1 -timeout 90m -v \
 		-run 'TestCrashLoop|TestObjectStoreFaults|TestHostileApp|TestBrokenReplicas|TestFullDisk|TestLongReader|TestPageSizeChange' ./internal/e2e | tee $(BIN)/torture.log | grep -E '^(FIGURE|--- |ok|FAIL)'
-	scripts/fuzz.sh 60s | tee -a $(BIN)/torture.log
+	scripts/fuzz.sh 600000x | tee -a $(BIN)/torture.log
 
 ## bench: overhead, lag, restore speed, resources and cost against baselines (several minutes)
 bench: $(BIN)/versitygw
