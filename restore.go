@@ -43,10 +43,7 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	logger.Info("restoring", "plan", plan.String(), "output", outputPath)
 	dl := newDownloader(plan, opt)
 	dbPath := filepath.Join(tmpDir, "db")
-	if err := dl.snapshot(ctx, dbPath); err != nil {
-		return err
-	}
-	files, err := dl.segments(ctx, tmpDir)
+	files, err := dl.all(ctx, dbPath, tmpDir)
 	if err != nil {
 		return err
 	}
@@ -127,6 +124,39 @@ func (d *downloader) report(n int64) {
 		d.progress(v, d.total)
 		d.mu.Unlock()
 	}
+}
+
+// all downloads the snapshot into dbPath while the segments download into
+// dir. The snapshot is one LZ4 stream, decoded on one core; one after the
+// other, the segments waited for it. In three interleaved pairs of bench
+// restores (1 GB snapshot, 520 MB of segments), the download phase went
+// from 0.85 to 1.09 s to 0.73 to 0.78 s from a file replica, and from 1.22
+// to 1.36 s to 1.00 to 1.25 s from S3.
+func (d *downloader) all(ctx context.Context, dbPath, dir string) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	snapErr := make(chan error, 1)
+	go func() {
+		err := d.snapshot(ctx, dbPath)
+		if err != nil {
+			cancel()
+		}
+		snapErr <- err
+	}()
+	files, err := d.segments(ctx, dir)
+	if err != nil {
+		cancel()
+	}
+	serr := <-snapErr
+	// One failure cancels the other side: report the one that was not a
+	// cancellation.
+	if serr != nil && (err == nil || errors.Is(err, context.Canceled) && !errors.Is(serr, context.Canceled)) {
+		return nil, serr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return files, nil
 }
 
 // snapshot downloads and decodes the snapshot into path.

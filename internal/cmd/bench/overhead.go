@@ -21,7 +21,7 @@ func (b *bench) overhead(ctx context.Context) error {
 	// Runs of a few seconds, median of eleven: shorter runs measured
 	// scheduling noise on a shared 2-core machine, and the WAL file's first
 	// growth, more than the engine.
-	loads := []workload{{"1 row/tx", 20000, 1, 100, 11}, {"1000 rows/tx", 300, 1000, 100, 11}}
+	loads := []workload{{"1 row/tx", 20000, 1, 100, 11}, {"1000 rows/tx", 1000, 1000, 100, 11}}
 	if b.quick {
 		loads = []workload{{"1 row/tx", 300, 1, 100, 1}, {"1000 rows/tx", 10, 1000, 100, 1}}
 	}
