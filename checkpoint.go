@@ -177,8 +177,8 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink bool) (err error) {
 }
 
 // preCheckpointRounds bounds the PASSIVE checkpoints before the write lock,
-// and preCheckpointFrames is what the application must have committed
-// during one for another to pay.
+// and preCheckpointFrames is how many frames the application must have
+// written during one for another to pay.
 const (
 	preCheckpointRounds = 3
 	preCheckpointFrames = 16
