@@ -197,8 +197,8 @@ const (
 // blocked commit 3 ms, over 3 ms, 8 ms. One round brought the 1 row/tx
 // lock under a millisecond. With 1000 rows (~30 pages) per transaction,
 // the application committed two transactions during that round, and the
-// checkpoint under the lock, with their pages, held it 5 ms (median); with
-// up to three rounds, 1.3 ms.
+// checkpoint under the lock, with their pages, held it 5.0 to 6.7 ms
+// (median of a run); with up to three rounds, 1.3 to 1.6 ms.
 //
 // It reports held when a reader of the application holds the checkpoint
 // back: the one under the lock would stop short too, so the caller does
