@@ -47,6 +47,7 @@ type DB struct {
 	generation     string
 	shadow         *ShadowWAL
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
+	ckptPutOff     int       // policy checkpoints put off in a row (see checkpointLocked)
 	readFloor      Pos       // at or past our read transaction's snapshot: the end of the first copy after it began, or the WAL end a checkpoint saw
 	started        bool      // the first sync under the write lock is done
 	lastCheckpoint time.Time // time of our last checkpoint attempt
@@ -61,20 +62,21 @@ type DB struct {
 
 // DBStats are counters kept for metrics and tests.
 type DBStats struct {
-	Generation       string
-	ShadowIndex      int
-	ShadowSize       int64 // committed bytes of the current shadow file
-	WALBytes         int64 // committed WAL bytes copied into the shadow WAL
-	Syncs            int64
-	SyncErrs         int64
-	SyncTime         time.Duration
-	Checkpoints      int64
-	CheckpointErrs   int64
-	CheckpointTime   time.Duration
-	CheckpointRounds int64         // PASSIVE checkpoints before the write lock
-	MaxLockHeld      time.Duration // longest time the write lock was held by a checkpoint
-	Generations      int64         // generations started by this process
-	LastNewGenCause  string
+	Generation        string
+	ShadowIndex       int
+	ShadowSize        int64 // committed bytes of the current shadow file
+	WALBytes          int64 // committed WAL bytes copied into the shadow WAL
+	Syncs             int64
+	SyncErrs          int64
+	SyncTime          time.Duration
+	Checkpoints       int64
+	CheckpointErrs    int64
+	CheckpointTime    time.Duration
+	CheckpointRounds  int64         // PASSIVE checkpoints before the write lock
+	CheckpointsPutOff int64         // policy checkpoints that gave up waiting for the write lock
+	MaxLockHeld       time.Duration // longest time the write lock was held by a checkpoint
+	Generations       int64         // generations started by this process
+	LastNewGenCause   string
 }
 
 // NewDB returns a DB for the database at path, with v0.3's defaults. The

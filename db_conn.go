@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 )
@@ -99,7 +100,7 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 	if _, err := c.write.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
 		return nil, fmt.Errorf("set synchronous: %w", err)
 	}
-	if err := retryBusy(ctx, "create litestream tables", func() error {
+	if err := retryBusy(ctx, func() error {
 		_, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
 CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`)
 		return err
@@ -196,7 +197,21 @@ func (c *dbConns) releaseRead(_ context.Context) error {
 // lockWrite takes the database's write lock: an immediate transaction with
 // a write to _litestream_lock, rolled back by unlockWrite.
 func (c *dbConns) lockWrite(ctx context.Context) error {
-	if err := retryBusy(ctx, "take write lock", func() error {
+	return c.lockWriteFor(ctx, writeLockTimeout)
+}
+
+// tryLockWrite is lockWrite waiting only up to limit; it reports false,
+// and no error, when the lock stayed taken.
+func (c *dbConns) tryLockWrite(ctx context.Context, limit time.Duration) (bool, error) {
+	err := c.lockWriteFor(ctx, limit)
+	if isBusy(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (c *dbConns) lockWriteFor(ctx context.Context, limit time.Duration) error {
+	if err := retryBusyFor(ctx, limit, func() error {
 		_, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE")
 		return err
 	}); err != nil {
@@ -234,7 +249,7 @@ func (c *dbConns) bumpSeq(ctx context.Context, shrinkWAL bool) error {
 		}
 		defer c.write.ExecContext(context.Background(), "PRAGMA journal_size_limit = -1") //nolint:errcheck
 	}
-	if err := retryBusy(ctx, "write _litestream_seq", func() error {
+	if err := retryBusy(ctx, func() error {
 		_, err := c.write.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1)
 ON CONFLICT (id) DO UPDATE SET seq = seq + 1`)
 		return err

@@ -36,8 +36,14 @@ func isBusy(err error) bool {
 // first lockSpin it tries again at once, yielding the processor in between
 // (median wait 0.3 to 0.5 ms), if there is more than one CPU; then about
 // every millisecond; and after a second, when one long transaction holds
-// the lock, every 5 ms.
-func retryBusy(ctx context.Context, what string, fn func() error) error {
+// the lock, every 5 ms. Its errors do not say what waited: callers do.
+func retryBusy(ctx context.Context, fn func() error) error {
+	return retryBusyFor(ctx, writeLockTimeout, fn)
+}
+
+// retryBusyFor is retryBusy giving up after limit, with an error that
+// isBusy recognises.
+func retryBusyFor(ctx context.Context, limit time.Duration, fn func() error) error {
 	start := time.Now()
 	for {
 		err := fn()
@@ -45,14 +51,14 @@ func retryBusy(ctx context.Context, what string, fn func() error) error {
 			return err
 		}
 		waited := time.Since(start)
-		if waited > writeLockTimeout {
-			return fmt.Errorf("%s: database stayed locked by another connection for %s: %w", what, writeLockTimeout, err)
+		if waited > limit {
+			return fmt.Errorf("database stayed locked by another connection for %s: %w", limit.Round(time.Millisecond), err)
 		}
 		// On one CPU (GOMAXPROCS follows a container's CPU limit) the spin
 		// would take turns with the very transaction it waits for.
 		if waited < lockSpin && runtime.GOMAXPROCS(0) > 1 {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
+				return err
 			}
 			runtime.Gosched()
 			continue
@@ -65,7 +71,7 @@ func retryBusy(ctx context.Context, what string, fn func() error) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%s: %w", what, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
 	}

@@ -290,3 +290,115 @@ func TestDB_CheckpointCatchesUpBeforeLock(t *testing.T) {
 	}
 	requireRestoresAll(t, replicaDir, w)
 }
+
+// TestDB_CheckpointPutOffWhileAppWrites: while the application holds the
+// write lock, a checkpoint due by the policy gives up after the short spin
+// and leaves it to a later sync, rather than waiting (up to 30 s) and then
+// copying, under the lock, all that was committed meanwhile. After
+// maxCheckpointPutOffs (8) in a row, the next one waits, so that a writer
+// that never lets go cannot grow the WAL without bound. An explicit
+// Checkpoint always waits.
+func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
+	ctx := context.Background()
+	w, path, replicaDir := openWriter(t, 0)
+	db, r := newTestDB(t, path, replicaDir)
+	db.MinCheckpointPageN = 10
+	defer db.Close(ctx)
+	commit := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := w.Commit(ctx, 1, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commit(5)
+	if err := db.Sync(ctx); err != nil { // opens the database, sets up the generation
+		t.Fatal(err)
+	}
+	commit(20)
+	app, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	writer, err := app.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	rollback := func() {
+		if _, err := writer.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for i := 1; i <= 8; i++ {
+		start := time.Now()
+		if err := db.Sync(ctx); err != nil {
+			rollback()
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > time.Second {
+			rollback()
+			t.Fatalf("sync %d with the write lock taken: %s; want the checkpoint put off", i, took)
+		}
+		if got := db.Stats().CheckpointsPutOff; got != int64(i) {
+			rollback()
+			t.Fatalf("after sync %d: %d checkpoints put off; want %d", i, got, i)
+		}
+	}
+	idx := db.Stats().ShadowIndex
+	done := make(chan error, 1)
+	go func() { done <- db.Sync(ctx) }()
+	select {
+	case err := <-done:
+		rollback()
+		t.Fatalf("the ninth checkpoint did not wait for the write lock (err %v, %d put off)", err, db.Stats().CheckpointsPutOff)
+	case <-time.After(300 * time.Millisecond):
+	}
+	rollback()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	if st.CheckpointsPutOff != 8 || st.ShadowIndex == idx {
+		t.Fatalf("after the lock was free: %d put off (want 8), shadow index %d (want past %d)", st.CheckpointsPutOff, st.ShadowIndex, idx)
+	}
+
+	// Put-offs count again from zero after a checkpoint that got the lock.
+	commit(20)
+	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(ctx); err != nil {
+		rollback()
+		t.Fatal(err)
+	}
+	if got := db.Stats().CheckpointsPutOff; got != 9 {
+		rollback()
+		t.Fatalf("%d checkpoints put off; want 9", got)
+	}
+	go func() { done <- db.Checkpoint(ctx, false) }()
+	select {
+	case err := <-done:
+		rollback()
+		t.Fatalf("an explicit checkpoint did not wait for the write lock (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	rollback()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	commit(1)
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireRestoresAll(t, replicaDir, w)
+}
