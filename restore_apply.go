@@ -66,73 +66,78 @@ func (g *walGroup) segmentAt(off int64) string {
 	return SegmentName(s.Index, s.Offset)
 }
 
-// applySegments replays the plan's decoded segments onto the database file
-// at dbPath. It validates every frame (salts, cumulative checksum, offsets
-// without gaps), keeps for each page the location of its last version
-// committed by a commit frame, then writes each such page once and sets the
-// file size from the last commit. It returns the pages written.
-func applySegments(dbPath string, plan *RestorePlan, files []string, until *Pos, logger *slog.Logger) (int, error) {
-	if len(files) == 0 {
-		return 0, nil
+// segmentIndex is where each page's last committed version lies in the
+// plan's decoded segments.
+type segmentIndex struct {
+	groups    []*walGroup
+	pageSizes []int // of each group's WAL
+	pages     map[uint32]pageLoc
+	dbSize    uint32 // pages after the last commit indexed
+}
+
+// close closes the decoded segment files; it may be called again.
+func (x *segmentIndex) close() {
+	for _, g := range x.groups {
+		for _, f := range g.files {
+			f.Close()
+		}
+		g.files = nil
 	}
-	var groups []*walGroup
+}
+
+// indexSegments reads the plan's decoded segments, validating every frame
+// (salts, cumulative checksum, offsets without gaps), and keeps for each
+// page the location of its last version committed by a commit frame. It
+// needs no snapshot, so it runs while the snapshot is still downloading.
+func indexSegments(plan *RestorePlan, files []string, until *Pos, logger *slog.Logger) (x *segmentIndex, err error) {
+	x = &segmentIndex{pages: make(map[uint32]pageLoc)}
 	defer func() {
-		for _, g := range groups {
-			for _, f := range g.files {
-				f.Close()
-			}
+		if err != nil {
+			x.close()
 		}
 	}()
 	for i, s := range plan.Segments {
 		if i == 0 || s.Index != plan.Segments[i-1].Index {
-			groups = append(groups, &walGroup{index: s.Index})
+			x.groups = append(x.groups, &walGroup{index: s.Index})
 		}
-		g := groups[len(groups)-1]
+		g := x.groups[len(x.groups)-1]
 		f, err := os.Open(files[i])
 		if err != nil {
-			return 0, fmt.Errorf("open downloaded segment: %w", err)
+			return nil, fmt.Errorf("open downloaded segment: %w", err)
 		}
 		g.segs, g.files = append(g.segs, s), append(g.files, f)
 		fi, err := f.Stat()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		var prev int64
 		if n := len(g.ends); n > 0 {
 			prev = g.ends[n-1]
 		}
 		if s.Offset != prev {
-			return 0, fmt.Errorf("generation %s: WAL segment %s starts at offset %s but index %s has %s bytes before it: a segment is missing or damaged",
+			return nil, fmt.Errorf("generation %s: WAL segment %s starts at offset %s but index %s has %s bytes before it: a segment is missing or damaged",
 				plan.Generation, SegmentName(s.Index, s.Offset), FormatOffset(s.Offset), FormatIndex(s.Index), FormatOffset(prev))
 		}
 		g.ends = append(g.ends, prev+fi.Size())
 	}
 
-	dbPageSize, err := readDBPageSize(dbPath)
-	if err != nil {
-		return 0, fmt.Errorf("snapshot %s: %w", SnapshotName(plan.Snapshot.Index), err)
-	}
-	pages := make(map[uint32]pageLoc)
-	var dbSize uint32 // pages after the last commit applied
-	for gi, g := range groups {
+	for gi, g := range x.groups {
 		total := g.ends[len(g.ends)-1]
 		if until != nil && g.index == until.Index {
 			if total < until.Offset {
-				return 0, fmt.Errorf("replica does not hold position %s yet", until)
+				return nil, fmt.Errorf("replica does not hold position %s yet", until)
 			}
 			total = until.Offset
 		}
 		buf := make([]byte, WALHeaderSize)
 		if _, err := g.ReadAt(buf, 0); err != nil {
-			return 0, fmt.Errorf("WAL segment %s: no WAL header: %w", g.segmentAt(0), err)
+			return nil, fmt.Errorf("WAL segment %s: no WAL header: %w", g.segmentAt(0), err)
 		}
 		hdr, err := ParseWALHeader(buf)
 		if err != nil {
-			return 0, fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err)
+			return nil, fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err)
 		}
-		if int(hdr.PageSize) != dbPageSize {
-			return 0, fmt.Errorf("WAL segment %s: page size %d differs from the snapshot's %d", g.segmentAt(0), hdr.PageSize, dbPageSize)
-		}
+		x.pageSizes = append(x.pageSizes, int(hdr.PageSize))
 		rd := NewWALReader(bufio.NewReaderSize(io.NewSectionReader(g, WALHeaderSize, total-WALHeaderSize), 1<<20), hdr, hdr.Checksum1, hdr.Checksum2)
 		type pending struct {
 			pgno uint32
@@ -145,22 +150,41 @@ func applySegments(dbPath string, plan *RestorePlan, files []string, until *Pos,
 			if errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
-				return 0, fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err)
+				return nil, fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err)
 			}
 			txn = append(txn, pending{fh.Pgno, off + WALFrameHeaderSize})
 			off += hdr.FrameSize()
 			if fh.IsCommit() {
 				for _, p := range txn {
-					pages[p.pgno] = pageLoc{group: int32(gi), off: p.off}
+					x.pages[p.pgno] = pageLoc{group: int32(gi), off: p.off}
 				}
-				txn, dbSize = txn[:0], fh.Commit
+				txn, x.dbSize = txn[:0], fh.Commit
 			}
 		}
 		if len(txn) > 0 {
 			logger.Warn("ignoring frames after the last commit of an index", "index", FormatIndex(g.index), "frames", len(txn))
 		}
 	}
-	return writePages(dbPath, dbPageSize, pages, dbSize, groups)
+	return x, nil
+}
+
+// apply writes each indexed page's last version once onto the snapshot at
+// dbPath and sets the file size from the last commit. It returns the pages
+// written.
+func (x *segmentIndex) apply(dbPath string, plan *RestorePlan) (int, error) {
+	if len(x.groups) == 0 {
+		return 0, nil
+	}
+	dbPageSize, err := readDBPageSize(dbPath)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %w", SnapshotName(plan.Snapshot.Index), err)
+	}
+	for gi, n := range x.pageSizes {
+		if n != dbPageSize {
+			return 0, fmt.Errorf("WAL segment %s: page size %d differs from the snapshot's %d", x.groups[gi].segmentAt(0), n, dbPageSize)
+		}
+	}
+	return writePages(dbPath, dbPageSize, x.pages, x.dbSize, x.groups)
 }
 
 // writePages writes each page's last version once, ascending, and sets the
