@@ -89,10 +89,11 @@ func (x *segmentIndex) close() {
 // (salts, cumulative checksum, offsets without gaps), and keeps for each
 // page the location of its last version committed by a commit frame. It
 // needs no snapshot, so it runs while the snapshot is still downloading.
-func indexSegments(plan *RestorePlan, files []string, until *Pos, logger *slog.Logger) (x *segmentIndex, err error) {
-	x = &segmentIndex{pages: make(map[uint32]pageLoc)}
+func indexSegments(plan *RestorePlan, files []string, until *Pos, logger *slog.Logger) (*segmentIndex, error) {
+	x := &segmentIndex{pages: make(map[uint32]pageLoc)}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			x.close()
 		}
 	}()
@@ -165,6 +166,7 @@ func indexSegments(plan *RestorePlan, files []string, until *Pos, logger *slog.L
 			logger.Warn("ignoring frames after the last commit of an index", "index", FormatIndex(g.index), "frames", len(txn))
 		}
 	}
+	ok = true
 	return x, nil
 }
 

@@ -1,6 +1,7 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -201,6 +202,36 @@ func TestRestore_BadInput(t *testing.T) {
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)/2], 0o644)
 			return ents[len(ents)-1].Name()
+		}},
+		// The two below pass the download (valid LZ4) and are caught while
+		// indexing the frames, which runs while the snapshot downloads.
+		{"missing later segment", func(t *testing.T, dir string) string {
+			os.Remove(filepath.Join(dir, middleSegment(t, dir, true)))
+			return "a segment is missing"
+		}},
+		{"re-encoded segment with a flipped byte", func(t *testing.T, dir string) string {
+			name := middleSegment(t, dir, true)
+			p := filepath.Join(dir, name)
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, err := (litestream.Codec{}).NewDecoder(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(dec)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x40
+			var enc bytes.Buffer
+			if _, err := (litestream.Codec{}).Encode(&enc, bytes.NewReader(b)); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(p, enc.Bytes(), 0o644)
+			return name
 		}},
 		// The snapshot and the segments download side by side; with both
 		// damaged, the error names one of them, not the cancellation of
