@@ -154,16 +154,7 @@ func TestDB_CheckpointBehindReaderLeavesWritersAlone(t *testing.T) {
 		}
 	}
 	commitSync(5)
-	app, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	reader, err := app.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
+	reader := appConn(t, "file:"+path)
 	var n int
 	if _, err := reader.ExecContext(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
@@ -173,11 +164,7 @@ func TestDB_CheckpointBehindReaderLeavesWritersAlone(t *testing.T) {
 	}
 	commitSync(5)
 
-	writer, err := app.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := appConn(t, "file:"+path)
 	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
@@ -317,16 +304,7 @@ func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit(20)
-	app, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	writer, err := app.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := appConn(t, "file:"+path)
 	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package litestream_test
 
 import (
 	"context"
-	"database/sql"
 	"os"
 	"strings"
 	"testing"
@@ -36,16 +35,7 @@ func TestDB_RolledBackTailOverwritten(t *testing.T) {
 
 	// A large transaction on another connection, with a cache so small
 	// that SQLite spills its pages into the WAL before the commit.
-	big, err := sql.Open("sqlite", "file:"+path+"?_pragma=cache_size(5)&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
-	conn, err := big.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := appConn(t, "file:"+path+"?_pragma=cache_size(5)&_pragma=busy_timeout(5000)")
 	before, _ := os.Stat(path + "-wal")
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)

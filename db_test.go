@@ -2,6 +2,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"os"
@@ -67,6 +68,24 @@ func openWriter(t *testing.T, autocheckpoint int) (*sqlwriter.Writer, string, st
 	}
 	t.Cleanup(func() { w.Close() })
 	return w, path, filepath.Join(dir, "replica")
+}
+
+// appConn opens one connection of another application to the database
+// (dsn: "file:" and the path, with any parameters), closed when the test
+// ends.
+func appConn(t *testing.T, dsn string) *sql.Conn {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // requireRestoresAll restores the replica in dir and fails the test unless

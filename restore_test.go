@@ -170,7 +170,23 @@ func TestRestore_BadInput(t *testing.T) {
 	})
 
 	// Each damage below must make restore fail naming the file, with
-	// nothing left behind.
+	// nothing left behind. dir is the segment directory.
+	flipSegmentByte := func(t *testing.T, dir string) string {
+		name := middleSegment(t, dir, true)
+		p := filepath.Join(dir, name)
+		b, _ := os.ReadFile(p)
+		b[len(b)/2] ^= 0x40
+		os.WriteFile(p, b, 0o644)
+		return name
+	}
+	truncateSnapshot := func(t *testing.T, dir string) string {
+		snapDir := filepath.Join(filepath.Dir(dir), "snapshots")
+		ents, _ := os.ReadDir(snapDir)
+		p := filepath.Join(snapDir, ents[len(ents)-1].Name())
+		b, _ := os.ReadFile(p)
+		os.WriteFile(p, b[:len(b)/2], 0o644)
+		return ents[len(ents)-1].Name()
+	}
 	damage := []struct {
 		name   string
 		damage func(t *testing.T, dir string) string // returns the file name expected in the error
@@ -180,14 +196,7 @@ func TestRestore_BadInput(t *testing.T) {
 			os.Remove(filepath.Join(dir, name))
 			return strings.SplitN(name, "_", 2)[0]
 		}},
-		{"flipped byte in segment", func(t *testing.T, dir string) string {
-			name := middleSegment(t, dir, true)
-			p := filepath.Join(dir, name)
-			b, _ := os.ReadFile(p)
-			b[len(b)/2] ^= 0x40
-			os.WriteFile(p, b, 0o644)
-			return name
-		}},
+		{"flipped byte in segment", flipSegmentByte},
 		{"truncated segment", func(t *testing.T, dir string) string {
 			name := middleSegment(t, dir, true)
 			p := filepath.Join(dir, name)
@@ -195,14 +204,7 @@ func TestRestore_BadInput(t *testing.T) {
 			os.WriteFile(p, b[:len(b)-9], 0o644)
 			return name
 		}},
-		{"truncated snapshot", func(t *testing.T, dir string) string {
-			snapDir := filepath.Join(filepath.Dir(dir), "snapshots")
-			ents, _ := os.ReadDir(snapDir)
-			p := filepath.Join(snapDir, ents[len(ents)-1].Name())
-			b, _ := os.ReadFile(p)
-			os.WriteFile(p, b[:len(b)/2], 0o644)
-			return ents[len(ents)-1].Name()
-		}},
+		{"truncated snapshot", truncateSnapshot},
 		// The two below pass the download (valid LZ4) and are caught while
 		// indexing the frames, which runs while the snapshot downloads.
 		{"missing later segment", func(t *testing.T, dir string) string {
@@ -237,17 +239,7 @@ func TestRestore_BadInput(t *testing.T) {
 		// damaged, the error names one of them, not the cancellation of
 		// the other.
 		{"truncated snapshot and flipped byte in segment", func(t *testing.T, dir string) string {
-			seg := middleSegment(t, dir, true)
-			p := filepath.Join(dir, seg)
-			b, _ := os.ReadFile(p)
-			b[len(b)/2] ^= 0x40
-			os.WriteFile(p, b, 0o644)
-			snapDir := filepath.Join(filepath.Dir(dir), "snapshots")
-			ents, _ := os.ReadDir(snapDir)
-			p = filepath.Join(snapDir, ents[len(ents)-1].Name())
-			b, _ = os.ReadFile(p)
-			os.WriteFile(p, b[:len(b)/2], 0o644)
-			return ents[len(ents)-1].Name() + "|" + seg
+			return truncateSnapshot(t, dir) + "|" + flipSegmentByte(t, dir)
 		}},
 	}
 	for _, tc := range damage {
