@@ -19,6 +19,7 @@ type metricsCollector struct {
 	dbSize, walSize, shadowIndex, shadowSize                  *prometheus.Desc
 	totalWALBytes, syncCount, syncErrCount, syncSeconds       *prometheus.Desc
 	ckptCount, ckptErrCount, ckptSeconds, ckptLockSeconds     *prometheus.Desc
+	ckptPutOff                                                *prometheus.Desc
 	replicaIndex, replicaOffset, replicaWALBytes, replicaLag  *prometheus.Desc
 	validations, opTotal, opBytes, replicaSyncs, replicaFails *prometheus.Desc
 }
@@ -43,6 +44,7 @@ func newMetricsCollector(dbs []*litestream.DB, ops *litestream.OpCounter) *metri
 		ckptErrCount:    d("litestream_checkpoint_error_count", "Failed checkpoints.", []string{"db", "mode"}),
 		ckptSeconds:     d("litestream_checkpoint_seconds", "Time spent checkpointing, in seconds.", []string{"db", "mode"}),
 		ckptLockSeconds: d("litestream_checkpoint_lock_max_seconds", "Longest time a checkpoint held the database's write lock, in seconds.", db),
+		ckptPutOff:      d("litestream_checkpoint_put_off_count", "Checkpoints put off because the application held the write lock past a short wait.", db),
 		replicaIndex:    d("litestream_replica_wal_index", "Shadow WAL index the replica has reached.", rep),
 		replicaOffset:   d("litestream_replica_wal_offset", "Offset in that index the replica has reached, in bytes.", rep),
 		replicaWALBytes: d("litestream_replica_wal_bytes", "WAL bytes shipped to the replica.", rep),
@@ -58,7 +60,7 @@ func newMetricsCollector(dbs []*litestream.DB, ops *litestream.OpCounter) *metri
 // Describe sends every descriptor.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.dbSize, c.walSize, c.shadowIndex, c.shadowSize, c.totalWALBytes, c.syncCount, c.syncErrCount,
-		c.syncSeconds, c.ckptCount, c.ckptErrCount, c.ckptSeconds, c.ckptLockSeconds, c.replicaIndex, c.replicaOffset, c.replicaWALBytes,
+		c.syncSeconds, c.ckptCount, c.ckptErrCount, c.ckptSeconds, c.ckptLockSeconds, c.ckptPutOff, c.replicaIndex, c.replicaOffset, c.replicaWALBytes,
 		c.replicaLag, c.replicaSyncs, c.replicaFails, c.validations, c.opTotal, c.opBytes} {
 		ch <- d
 	}
@@ -88,6 +90,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.ckptErrCount, float64(st.CheckpointErrs), p, "PASSIVE")
 		counter(c.ckptSeconds, st.CheckpointTime.Seconds(), p, "PASSIVE")
 		gauge(c.ckptLockSeconds, st.MaxLockHeld.Seconds(), p)
+		counter(c.ckptPutOff, float64(st.CheckpointsPutOff), p)
 		for _, r := range db.Replicas {
 			rs := r.Status()
 			gauge(c.replicaIndex, float64(rs.Pos.Index), p, r.Name)

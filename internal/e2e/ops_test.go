@@ -98,6 +98,11 @@ func TestMetricsAndHealth(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want > 0", m.name, m.labels, v, ok)
 		}
 	}
+	for _, name := range []string{"litestream_checkpoint_lock_max_seconds", "litestream_checkpoint_put_off_count"} {
+		if v, ok := metric(body, name); !ok || v < 0 {
+			t.Errorf("%s = %v (present %v), want present", name, v, ok)
+		}
+	}
 	before, _ := metric(body, "litestream_total_wal_bytes")
 	w = Start(t, bin.Writer, "-db", dbPath, "-n", "100")
 	w.Wait(time.Minute)
