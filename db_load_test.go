@@ -144,11 +144,7 @@ func TestDB_CheckpointBehindReaderLeavesWritersAlone(t *testing.T) {
 	defer db.Close(ctx)
 	commitSync := func(n int) {
 		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := w.Commit(ctx, 1, 100); err != nil {
-				t.Fatal(err)
-			}
-		}
+		commitRows(t, w, n)
 		if err := db.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -291,19 +287,11 @@ func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
 	db, r := newTestDB(t, path, replicaDir)
 	db.MinCheckpointPageN = 10
 	defer db.Close(ctx)
-	commit := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := w.Commit(ctx, 1, 100); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	commit(5)
+	commitRows(t, w, 5)
 	if err := db.Sync(ctx); err != nil { // opens the database, sets up the generation
 		t.Fatal(err)
 	}
-	commit(20)
+	commitRows(t, w, 20)
 	writer := appConn(t, "file:"+path)
 	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
@@ -348,7 +336,7 @@ func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
 	}
 
 	// Put-offs count again from zero after a checkpoint that got the lock.
-	commit(20)
+	commitRows(t, w, 20)
 	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +359,7 @@ func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	commit(1)
+	commitRows(t, w, 1)
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

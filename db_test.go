@@ -88,6 +88,16 @@ func appConn(t *testing.T, dsn string) *sql.Conn {
 	return c
 }
 
+// commitRows commits n one-row transactions of 100 bytes.
+func commitRows(t *testing.T, w *sqlwriter.Writer, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := w.Commit(context.Background(), 1, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // requireRestoresAll restores the replica in dir and fails the test unless
 // it holds exactly the transactions w committed.
 func requireRestoresAll(t *testing.T, dir string, w *sqlwriter.Writer) {
