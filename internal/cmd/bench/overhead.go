@@ -25,7 +25,9 @@ func (b *bench) overhead(ctx context.Context) error {
 	if b.quick {
 		loads = []workload{{"1 row/tx", 300, 1, 100, 1}, {"1000 rows/tx", 10, 1000, 100, 1}}
 	}
-	kinds := []string{"", "file", "s3"}
+	// "copy" is the bare copier (bare_copy.go): the floor the replicating
+	// kinds are read against.
+	kinds := []string{"", "file", "s3", "copy"}
 	// Each run's files are removed only after all runs: on a disk mounted
 	// with discard, a removal trims in the background and slowed the next
 	// run, which in this order is always of the same kind.
@@ -63,6 +65,11 @@ func (b *bench) overhead(ctx context.Context) error {
 			}
 			fmt.Printf("   %s to %s, each round's ratio: %s\n", w.name, kind, fmtRatios(ratios))
 			ratio := quantile(ratios, 0.5)
+			if kind == "copy" {
+				b.add(Figure{Section: "overhead", Name: fmt.Sprintf("commits/s, %s, bare copy (floor: each WAL byte written twice, nothing else)", w.name), Value: tps, Unit: "tx/s",
+					Baseline: baseTPS, BaseName: "no replication", Ratio: ratio})
+				continue
+			}
 			b.add(Figure{Section: "overhead", Name: fmt.Sprintf("commits/s, %s, replicating to %s", w.name, kind), Value: tps, Unit: "tx/s",
 				Baseline: baseTPS, BaseName: "no replication", Ratio: ratio, Target: ">= 0.95", Met: met(ratio >= 0.95)})
 		}
@@ -93,7 +100,14 @@ func (b *bench) writerTime(n, rows, size int, kind string) (time.Duration, strin
 		return 0, dir, err
 	}
 	var d *daemon
-	if kind != "" {
+	var bare *bareCopy
+	switch kind {
+	case "":
+	case "copy":
+		if bare, err = startBareCopy(dbPath+"-wal", dir); err != nil {
+			return 0, dir, err
+		}
+	default:
 		if d, err = b.startDaemon(dir, dbPath, kind); err != nil {
 			return 0, dir, err
 		}
@@ -105,6 +119,11 @@ func (b *bench) writerTime(n, rows, size int, kind string) (time.Duration, strin
 	// not during this run.
 	syscall.Sync()
 	t, err := b.runWriter("-db", dbPath, "-n", fmt.Sprint(n), "-rows", fmt.Sprint(rows), "-size", fmt.Sprint(size), "-exact")
+	if bare != nil {
+		if serr := bare.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}
 	if d != nil {
 		if _, _, serr := d.stop(); serr != nil && err == nil {
 			err = serr
