@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -53,6 +56,53 @@ func startBareCopy(walPath, dir string) (*bareCopy, error) {
 		c.done <- errors.Join(err, shadow.Close(), replica.Close())
 	}()
 	return c, nil
+}
+
+// bareCopyCmd is the bench binary's own first argument that makes it the
+// bare copier: the copier runs as a process of its own, as a replicator
+// does, not as a goroutine of the bench (bareCopyProc).
+const bareCopyCmd = "bare-copy"
+
+// runBareCopy is the copier process: it copies until SIGINT.
+func runBareCopy(walPath, dir string) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	c, err := startBareCopy(walPath, dir)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-sig:
+		return c.stop()
+	case err := <-c.done:
+		return err
+	}
+}
+
+// bareCopyProc is a running copier process.
+type bareCopyProc struct{ cmd *exec.Cmd }
+
+// startBareCopyProc starts this binary as the copier of walPath into dir.
+func startBareCopyProc(walPath, dir string) (*bareCopyProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bare copy: %w", err)
+	}
+	cmd := exec.Command(self, bareCopyCmd, walPath, dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bare copy: %w", err)
+	}
+	return &bareCopyProc{cmd: cmd}, nil
+}
+
+// stop ends the copier process.
+func (p *bareCopyProc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if err := p.cmd.Wait(); err != nil {
+		return fmt.Errorf("bare copy: %w", err)
+	}
+	return nil
 }
 
 // stop ends the copier and returns its error, if any.

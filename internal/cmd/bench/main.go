@@ -59,6 +59,13 @@ type bench struct {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == bareCopyCmd {
+		if err := runBareCopy(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	out := flag.String("o", "bench.json", "JSON report path")
 	quick := flag.Bool("quick", false, "small sizes, for a fast check (figures are not representative)")
 	only := flag.String("only", "", "comma-separated sections to run (overhead,lag,restore,resources,cost)")

@@ -100,11 +100,11 @@ func (b *bench) writerTime(n, rows, size int, kind string) (time.Duration, strin
 		return 0, dir, err
 	}
 	var d *daemon
-	var bare *bareCopy
+	var bare *bareCopyProc
 	switch kind {
 	case "":
 	case "copy":
-		if bare, err = startBareCopy(dbPath+"-wal", dir); err != nil {
+		if bare, err = startBareCopyProc(dbPath+"-wal", dir); err != nil {
 			return 0, dir, err
 		}
 	default:
