@@ -1,24 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/litestream-go/litestream"
 )
 
 // bareCopy is the floor for the overhead figures: the least a WAL
 // replicator that keeps a shadow copy must do, and no more. Every 25 ms,
 // once the WAL has 1 MiB it has not copied (or a second has passed), it
 // reads the new bytes and appends them to a shadow file and to a replica
-// file, then fsyncs both. No compression, no validation, no checkpoints,
+// file, then fsyncs both. No compression, no frame validation, no checkpoints,
 // no locks: the application checkpoints by itself, and bytes a checkpoint
 // restarts over before they are read are simply missed. Its ratio is what
 // any replicator writing every WAL byte twice on the same disk could at
@@ -26,57 +26,32 @@ import (
 type bareCopy struct {
 	walPath         string
 	shadow, replica *os.File
-	off             int64     // the WAL offset copied up to
-	salts           []byte    // the salts of the WAL being copied
-	last            time.Time // the last copy
+	hdr             litestream.WALHeader // the header of the WAL being copied
+	off             int64                // the offset in it copied up to
+	last            time.Time            // the last copy
 	buf             []byte
-	cancel          context.CancelFunc
-	done            chan error
 }
 
 // bareCopyBatch is how much new WAL starts a copy before the second is up.
 const bareCopyBatch = 1 << 20
-
-// startBareCopy starts the copier on walPath, writing into dir.
-func startBareCopy(walPath, dir string) (*bareCopy, error) {
-	shadow, err := os.Create(filepath.Join(dir, "bare-shadow"))
-	if err != nil {
-		return nil, fmt.Errorf("bare copy: %w", err)
-	}
-	replica, err := os.Create(filepath.Join(dir, "bare-replica"))
-	if err != nil {
-		shadow.Close()
-		return nil, fmt.Errorf("bare copy: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &bareCopy{walPath: walPath, shadow: shadow, replica: replica, last: time.Now(),
-		buf: make([]byte, bareCopyBatch), cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		err := c.run(ctx)
-		c.done <- errors.Join(err, shadow.Close(), replica.Close())
-	}()
-	return c, nil
-}
 
 // bareCopyCmd is the bench binary's own first argument that makes it the
 // bare copier: the copier runs as a process of its own, as a replicator
 // does, not as a goroutine of the bench (bareCopyProc).
 const bareCopyCmd = "bare-copy"
 
-// runBareCopy is the copier process: it copies until SIGINT.
-func runBareCopy(walPath, dir string) error {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt)
-	c, err := startBareCopy(walPath, dir)
-	if err != nil {
-		return err
+// runBareCopy copies walPath into two files in dir until ctx ends.
+func runBareCopy(ctx context.Context, walPath, dir string) (err error) {
+	c := &bareCopy{walPath: walPath, last: time.Now(), buf: make([]byte, bareCopyBatch)}
+	if c.shadow, err = os.Create(filepath.Join(dir, "bare-shadow")); err != nil {
+		return fmt.Errorf("bare copy: %w", err)
 	}
-	select {
-	case <-sig:
-		return c.stop()
-	case err := <-c.done:
-		return err
+	defer func() { err = errors.Join(err, c.shadow.Close()) }()
+	if c.replica, err = os.Create(filepath.Join(dir, "bare-replica")); err != nil {
+		return fmt.Errorf("bare copy: %w", err)
 	}
+	defer func() { err = errors.Join(err, c.replica.Close()) }()
+	return c.run(ctx)
 }
 
 // bareCopyProc is a running copier process.
@@ -103,12 +78,6 @@ func (p *bareCopyProc) stop() error {
 		return fmt.Errorf("bare copy: %w", err)
 	}
 	return nil
-}
-
-// stop ends the copier and returns its error, if any.
-func (c *bareCopy) stop() error {
-	c.cancel()
-	return <-c.done
 }
 
 func (c *bareCopy) run(ctx context.Context) error {
@@ -142,13 +111,16 @@ func (c *bareCopy) run(ctx context.Context) error {
 // copyNew copies the WAL's bytes past c.off, when a batch or a second's
 // worth is due, and returns how many it copied.
 func (c *bareCopy) copyNew(f *os.File) (int64, error) {
-	var hdr [32]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+	var b [litestream.WALHeaderSize]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
 		return 0, nil // no WAL header written yet
 	}
-	if !bytes.Equal(hdr[16:24], c.salts) { // a restarted WAL: copy from its start
-		c.salts = append(c.salts[:0], hdr[16:24]...)
-		c.off = int64(len(hdr))
+	hdr, err := litestream.ParseWALHeader(b[:])
+	if err != nil {
+		return 0, nil // a header being written
+	}
+	if !hdr.SameWAL(c.hdr) { // a restarted WAL: copy from its start
+		c.hdr, c.off = hdr, litestream.WALHeaderSize
 	}
 	st, err := f.Stat()
 	if err != nil {

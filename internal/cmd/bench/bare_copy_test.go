@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream"
 )
 
 // The bare copier must copy every WAL byte it is given, twice, and start
@@ -14,19 +18,18 @@ import (
 func TestBareCopyCopiesNewBytesTwice(t *testing.T) {
 	dir := t.TempDir()
 	walPath := filepath.Join(dir, "app.db-wal")
-	wal := func(salt byte, body []byte) []byte {
-		hdr := make([]byte, 32)
-		copy(hdr[16:24], bytes.Repeat([]byte{salt}, 8))
-		return append(hdr, body...)
+	wal := func(salt uint32, body []byte) []byte {
+		h := litestream.WALHeader{Magic: 0x377f0682, Version: 3007000, PageSize: 4096, Salt1: salt, Salt2: salt}
+		h.Checksum1, h.Checksum2 = litestream.WALChecksum(binary.LittleEndian, 0, 0, h.Encode()[:24])
+		return append(h.Encode(), body...)
 	}
 	first := bytes.Repeat([]byte("frame"), (bareCopyBatch+4096)/5)
 	if err := os.WriteFile(walPath, wal(1, first), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := startBareCopy(walPath, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runBareCopy(ctx, walPath, dir) }()
 	waitFor := func(want []byte) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -51,7 +54,8 @@ func TestBareCopyCopiesNewBytesTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(append(append([]byte{}, first...), second...))
-	if err := c.stop(); err != nil {
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 }

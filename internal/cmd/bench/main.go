@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -60,7 +61,10 @@ type bench struct {
 
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == bareCopyCmd {
-		if err := runBareCopy(os.Args[2], os.Args[3]); err != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		err := runBareCopy(ctx, os.Args[2], os.Args[3])
+		stop()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
