@@ -11,7 +11,7 @@ import (
 )
 
 // Codec turns raw bytes (a database file, WAL bytes) into stored bytes and
-// back: an LZ4 frame (independent blocks, content checksum, 4 MiB blocks),
+// back: an LZ4 frame (independent 64 KiB blocks, content checksum),
 // then age encryption when the replica has recipients. Both directions are
 // streams; nothing is held whole in memory.
 type Codec struct {
@@ -59,8 +59,14 @@ func (c Codec) NewEncoder(w io.Writer) (io.WriteCloser, error) {
 		return nil, errors.New("replica has age identities but no recipients: add recipients to write an encrypted replica")
 	}
 	zw := lz4.NewWriter(dst)
+	// 64 KiB blocks, not v0.3's 4 MiB: LZ4 matches reach back 64 KiB at
+	// most, so larger blocks compress no better (0.8648 against 0.8665 of
+	// the size on the bench's pages), while a block that fits in cache
+	// encodes 10% faster and decodes 10% faster
+	// (BenchmarkSegmentEncode/Decode), and each encoder and decoder holds
+	// 64 KiB instead of 4 MiB. Readers take any block size.
 	if err := zw.Apply(
-		lz4.BlockSizeOption(lz4.Block4Mb),
+		lz4.BlockSizeOption(lz4.Block64Kb),
 		lz4.ChecksumOption(true),
 		lz4.ConcurrencyOption(1),
 	); err != nil {
