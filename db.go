@@ -13,11 +13,18 @@ import (
 	"time"
 )
 
-// Engine defaults (Litestream v0.3's).
+// Engine defaults: Litestream v0.3's, but for MinCheckpointPageN.
 const (
 	DefaultMonitorInterval    = 1 * time.Second
 	DefaultCheckpointInterval = 1 * time.Minute
-	DefaultMinCheckpointPageN = 1000
+	// DefaultMinCheckpointPageN is half of v0.3's 1000, which is also
+	// SQLite's own wal_autocheckpoint: at 1000 the application's commit
+	// that reached the mark ran a checkpoint itself, in its own commit, as
+	// the engine's look came up to 25 ms later. At 500 the engine gets
+	// there first and the application's commits never checkpoint: 1 row/tx
+	// commits ran at 0.940 of their speed without replication against
+	// 0.876 at 1000 and 0.835 at 2000 (12 paired runs).
+	DefaultMinCheckpointPageN = 500
 	DefaultMaxCheckpointPageN = 10000
 )
 

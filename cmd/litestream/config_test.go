@@ -21,7 +21,7 @@ func TestParseConfig_Full(t *testing.T) {
 	if db.Path != "/var/lib/app.db" || db.MetaPath != "/var/lib/.app-meta" || db.Line != 11 {
 		t.Fatalf("db: %+v", db)
 	}
-	if db.MonitorInterval.D(0) != 2*time.Second || db.CheckpointInterval.D(0) != 30*time.Second || *db.MinCheckpointPageN != 500 || *db.MaxCheckpointPageN != 20000 {
+	if db.MonitorInterval.D(0) != 2*time.Second || db.CheckpointInterval.D(0) != 30*time.Second || *db.MinCheckpointPageN != 700 || *db.MaxCheckpointPageN != 20000 {
 		t.Fatalf("db intervals: %+v", db)
 	}
 	local, s3a, s3b := db.Replicas[0], db.Replicas[1], db.Replicas[2]
