@@ -45,8 +45,16 @@ func TestDB_BusyWriterKeepsWALSmall(t *testing.T) {
 	if st.Checkpoints < 3 || st.CheckpointErrs > 0 {
 		t.Errorf("%d checkpoints (%d failed) under a 3 s write load; want at least 3, none failed", st.Checkpoints, st.CheckpointErrs)
 	}
-	if frames > 8*int64(db.MinCheckpointPageN) {
-		t.Errorf("WAL file grew to %d frames; want at most %d (8 x the checkpoint threshold; the app alone would restart it at 1000)", frames, 8*db.MinCheckpointPageN)
+	// The bound is what the application alone keeps its WAL under (SQLite's
+	// wal_autocheckpoint, 1000), not a multiple of our threshold: a
+	// checkpoint put off because the application held the write lock is
+	// retried 250 ms later, by design, and under -race on a loaded machine
+	// two put-offs in a row took the WAL to 849 frames (8 x 100 was the
+	// bound then, and failed a CI run). Without the WAL watch the WAL grows
+	// for a monitor interval, a second of commits (1149 frames when the
+	// watch was switched off to check that this test fails).
+	if frames >= 1000 {
+		t.Errorf("WAL file grew to %d frames; want under 1000 (the app alone would restart it there)", frames)
 	}
 	requireRestoresAll(t, replicaDir, w)
 }
