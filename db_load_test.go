@@ -48,9 +48,9 @@ func TestDB_BusyWriterKeepsWALSmall(t *testing.T) {
 	// The bound is what the application alone keeps its WAL under (SQLite's
 	// wal_autocheckpoint, 1000), not a multiple of our threshold: a
 	// checkpoint put off because the application held the write lock is
-	// retried 250 ms later, by design, and under -race on a loaded machine
-	// two put-offs in a row took the WAL to 849 frames (8 x 100 was the
-	// bound then, and failed a CI run). Without the WAL watch the WAL grows
+	// retried 250 ms later, by design, and under -race, with the other
+	// packages' tests running alongside, two put-offs in a row took the WAL
+	// to 849 frames (8 x 100 was the bound then, and failed a CI run). Without the WAL watch the WAL grows
 	// for a monitor interval, a second of commits (1149 frames when the
 	// watch was switched off to check that this test fails).
 	if frames >= 1000 {
