@@ -2,6 +2,7 @@ package litestream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -107,7 +108,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 		}
 		return db.copyWAL(ctx)
 	}()
-	if uerr := db.conns.unlockWrite(ctx); err == nil {
+	if uerr := db.unlockWrite(ctx); err == nil {
 		err = uerr
 	}
 	if err != nil {
@@ -166,7 +167,7 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 	// function's own.
 	res, err := func() (res ckptResult, err error) {
 		defer func() {
-			if uerr := db.conns.unlockWrite(ctx); uerr != nil && err == nil {
+			if uerr := db.unlockWrite(ctx); uerr != nil && err == nil {
 				err = uerr
 			}
 		}()
@@ -176,6 +177,15 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 		if err := db.copyWAL(ctx); err != nil {
 			return ckptResult{}, err
 		}
+		// The copy's fsync runs alongside the checkpoint
+		// (ShadowWAL.SyncPending); it ends before the lock is released.
+		synced := make(chan error, 1)
+		go func() { synced <- db.shadow.SyncPending() }()
+		defer func() {
+			if serr := <-synced; serr != nil && err == nil {
+				err = serr
+			}
+		}()
 		if err := db.conns.releaseRead(ctx); err != nil {
 			return ckptResult{}, err
 		}
@@ -290,4 +300,14 @@ type ckptBlocked struct {
 // Caller holds mu.
 func (db *DB) shadowPages() int {
 	return int((db.shadow.Size() - WALHeaderSize) / db.shadow.Header().FrameSize())
+}
+
+// unlockWrite releases the write lock once the shadow WAL holds, durably,
+// every frame copied under it: after the lock, the WAL may restart.
+func (db *DB) unlockWrite(ctx context.Context) error {
+	var serr error
+	if db.shadow != nil {
+		serr = db.shadow.SyncPending()
+	}
+	return errors.Join(serr, db.conns.unlockWrite(ctx))
 }

@@ -28,8 +28,10 @@ type ShadowWAL struct {
 	tail   int64  // end of validated bytes (>= size)
 	t1, t2 uint32 // cumulative checksum at tail
 	f      *os.File
-	rbuf   *bufio.Reader // Append's buffers, kept between copies
-	wbuf   *bufio.Writer
+	// unsynced says committed bytes of f await an fsync (SyncPending).
+	unsynced bool
+	rbuf     *bufio.Reader // Append's buffers, kept between copies
+	wbuf     *bufio.Writer
 }
 
 // shadowWALFileName returns the name of a shadow WAL file.
@@ -69,6 +71,11 @@ func createShadowWAL(dir string, index int, hdr WALHeader) (*ShadowWAL, error) {
 // On failure (a full disk, say) the shadow stays as it was, so the caller
 // can retry.
 func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
+	if s.f != nil {
+		if err := s.SyncPending(); err != nil {
+			return err
+		}
+	}
 	f, err := os.OpenFile(s.Path(index), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create shadow WAL: %w", err)

@@ -100,12 +100,39 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (in
 	s.t1, s.t2 = rd.Checksum()
 	added := newSize - s.size
 	if added > 0 {
-		if err := s.f.Sync(); err != nil {
-			return 0, fmt.Errorf("sync shadow WAL: %w", err)
+		if !writeLocked {
+			if err := s.f.Sync(); err != nil {
+				return 0, fmt.Errorf("sync shadow WAL: %w", err)
+			}
 		}
 		s.size, s.s1, s.s2 = newSize, c1, c2
+		s.unsynced = writeLocked
 	}
 	return added, nil
+}
+
+// SyncPending fsyncs the current file if Append, under the write lock,
+// left committed bytes unsynced.
+//
+// Why Append leaves that fsync to its caller: the shadow must be durable
+// before the WAL can restart, which is only after the lock is released,
+// not before the checkpoint that runs under it. The checkpoint runs while
+// the fsync does, and releasing the lock waits for it (DB.unlockWrite). At
+// 1000 rows/tx the fsync was about a third of the time the lock was held;
+// the median hold went from 1.2-1.3 to 1.0-1.1 ms, and holds under 1 ms
+// from 7% to 40% (three runs each). An application commit that finds the
+// lock taken sleeps 1 ms, then 2 ms more, so a hold under 1 ms costs it
+// one sleep instead of two. The application's throughput moved by less
+// than this machine's noise (20 paired runs).
+func (s *ShadowWAL) SyncPending() error {
+	if !s.unsynced {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync shadow WAL: %w", err)
+	}
+	s.unsynced = false
+	return nil
 }
 
 // copyBufSize is the size of Append's read and write buffers.

@@ -123,7 +123,7 @@ func (db *DB) pinnedChecksum(ctx context.Context) (Pos, string, error) {
 		if err := db.conns.lockWrite(ctx); err != nil {
 			return Pos{}, err
 		}
-		defer db.conns.unlockWrite(ctx)
+		defer db.unlockWrite(ctx) //nolint:errcheck
 		if err := db.copyWAL(ctx); err != nil {
 			return Pos{}, err
 		}
