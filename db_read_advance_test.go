@@ -2,12 +2,7 @@ package litestream
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
-
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestDB_AdvanceRead checks the SQLite behaviour that moving our read
@@ -23,21 +18,11 @@ import (
 // say no, and the second half shows what it prevents.
 func TestDB_AdvanceRead(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "app.db")
-	w, err := sqlwriter.Open(ctx, path, 0) // the test runs the application's checkpoints
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	db := NewDB(path)
-	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	defer db.Close(ctx)
-
+	db, w, commitN := openEngineWithWriter(t) // the test runs the application's checkpoints
+	path := db.Path()
 	commit := func() {
 		t.Helper()
-		if _, err := w.Commit(ctx, 1, 100); err != nil {
-			t.Fatal(err)
-		}
+		commitN(1)
 	}
 	sync := func() {
 		t.Helper()

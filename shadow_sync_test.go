@@ -2,12 +2,7 @@ package litestream
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
-
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestDB_LockedCopySyncedBeforeUnlock: a copy under the write lock leaves
@@ -16,23 +11,7 @@ import (
 // WAL may restart, and the shadow must then hold its frames durably.
 func TestDB_LockedCopySyncedBeforeUnlock(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "app.db")
-	w, err := sqlwriter.Open(ctx, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	db := NewDB(path)
-	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	defer db.Close(ctx)
-	commit := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := w.Commit(ctx, 1, 100); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	db, _, commit := openEngineWithWriter(t)
 	unsynced := func() bool {
 		db.mu.Lock()
 		defer db.mu.Unlock()
