@@ -12,6 +12,7 @@ import (
 // run ships the shadow WAL every SyncInterval, and runs the snapshot and
 // retention schedules, until ctx ends.
 func (r *Replica) run(ctx context.Context) {
+	r.removeLeftovers(ctx, time.Now())
 	interval := r.SyncInterval
 	if interval <= 0 {
 		interval = DefaultSyncInterval

@@ -76,10 +76,11 @@ func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) 
 }
 
 // createTemp creates a new file in dir named ".<base>.<random>.tmp". The
-// leading dot and the ".tmp" end keep it out of every listing.
+// leading dot and the ".tmp" end keep it out of every listing; the next
+// start removes it if a crash left it (RemoveLeftovers).
 func createTemp(dir, base string) (*os.File, error) {
 	for range 10 {
-		var b [8]byte
+		var b [tempRandomBytes]byte
 		_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
 		name := filepath.Join(dir, "."+base+"."+hex.EncodeToString(b[:])+".tmp")
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
@@ -90,6 +91,9 @@ func createTemp(dir, base string) (*os.File, error) {
 	}
 	return nil, &fs.PathError{Op: "create", Path: dir, Err: fs.ErrExist}
 }
+
+// tempRandomBytes is the length of the random part of a temporary name.
+const tempRandomBytes = 8
 
 // mkdirSynced creates dir and its missing parents, and fsyncs the parent of
 // each directory it creates so that the new entries survive a crash.

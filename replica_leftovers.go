@@ -1,0 +1,37 @@
+package litestream
+
+import (
+	"context"
+	"time"
+)
+
+// LeftoverRemover is a ReplicaClient whose interrupted writes can leave
+// behind files that no listing shows but that take space: the file
+// backend's temporary files, when the process is killed (or the machine
+// stops) between creating one and renaming it into place. A snapshot's
+// temporary file is as large as the snapshot: before they were removed,
+// 300 kills in the crash loop (TestCrashLoop) left 29 files, 1.6 GB, and
+// 1000 kills of a database growing to 2 GB filled the disk.
+type LeftoverRemover interface {
+	// RemoveLeftovers removes what writes cut short left behind, if it was
+	// last modified before before, and returns how many files it removed.
+	RemoveLeftovers(ctx context.Context, before time.Time) (int, error)
+}
+
+// removeLeftovers clears what earlier processes' interrupted writes left in
+// the replica, once, as replication starts. Only what was last modified
+// before start goes: a write in progress keeps its file's time recent, so
+// another process writing to the same replica by mistake loses nothing.
+func (r *Replica) removeLeftovers(ctx context.Context, start time.Time) {
+	lr, ok := r.Client.(LeftoverRemover)
+	if !ok {
+		return
+	}
+	n, err := lr.RemoveLeftovers(ctx, start)
+	if err != nil {
+		r.logger().Warn("cannot remove temporary files left in the replica by interrupted writes; will try again at the next start", "error", err)
+	}
+	if n > 0 {
+		r.logger().Info("removed temporary files left in the replica by interrupted writes", "files", n)
+	}
+}
