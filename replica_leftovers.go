@@ -6,10 +6,11 @@ import (
 )
 
 // LeftoverRemover is a ReplicaClient whose interrupted writes can leave
-// behind files that no listing shows but that take space: the file
-// backend's temporary files, when the process is killed (or the machine
-// stops) between creating one and renaming it into place. A snapshot's
-// temporary file is as large as the snapshot: before they were removed,
+// behind what no listing shows but takes space: the file backend's
+// temporary files, when the process is killed (or the machine stops)
+// between creating one and renaming it into place, and S3's unfinished
+// multipart uploads. A snapshot's temporary file is as large as the
+// snapshot: before they were removed,
 // 300 kills in the crash loop (TestCrashLoop) left 29 files, 1.6 GB, and
 // 1000 kills of a database growing to 2 GB filled the disk.
 type LeftoverRemover interface {
@@ -19,9 +20,10 @@ type LeftoverRemover interface {
 }
 
 // removeLeftovers clears what earlier processes' interrupted writes left in
-// the replica, once, as replication starts. Only what was last modified
-// before start goes: a write in progress keeps its file's time recent, so
-// another process writing to the same replica by mistake loses nothing.
+// the replica, once per start of replication. Only what was last modified
+// (or begun) before start goes, so this process's own writes never do, and
+// a write in progress elsewhere keeps its time recent: another process
+// writing to the same replica by mistake is at worst made to retry.
 func (r *Replica) removeLeftovers(ctx context.Context, start time.Time) {
 	lr, ok := r.Client.(LeftoverRemover)
 	if !ok {

@@ -12,7 +12,7 @@ import (
 // run ships the shadow WAL every SyncInterval, and runs the snapshot and
 // retention schedules, until ctx ends.
 func (r *Replica) run(ctx context.Context) {
-	r.removeLeftovers(ctx, time.Now())
+	start := time.Now()
 	interval := r.SyncInterval
 	if interval <= 0 {
 		interval = DefaultSyncInterval
@@ -23,8 +23,15 @@ func (r *Replica) run(ctx context.Context) {
 	r.lastSnapshot, r.lastValidate = time.Now(), time.Now() // schedules count from the start
 	r.mu.Unlock()
 	var lastErr string
+	cleaned := false
 	for {
 		err := r.Sync(ctx)
+		if err == nil && !cleaned {
+			// After the first sync that reached the replica, not before
+			// it: with the store unreachable, retries would hold it up.
+			r.removeLeftovers(ctx, start)
+			cleaned = true
+		}
 		if err == nil {
 			err = r.runSchedules(ctx)
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,8 +12,8 @@ import (
 
 // TestKilledMidSnapshotLeavesNoTempFile kills replicate while it writes a
 // snapshot of a large database to a file replica: the snapshot's temporary
-// file stays behind, as large as the snapshot. The next start removes it,
-// and the restore is exact.
+// file stays behind, as large as the snapshot. The next start removes it
+// after its first sync, and the restore is exact.
 func TestKilledMidSnapshotLeavesNoTempFile(t *testing.T) {
 	dir := t.TempDir()
 	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
@@ -26,7 +27,7 @@ func TestKilledMidSnapshotLeavesNoTempFile(t *testing.T) {
 
 	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 	deadline := time.Now().Add(time.Minute)
-	for len(tempFiles(t, replica)) == 0 {
+	for !slices.ContainsFunc(tempFiles(t, replica), func(p string) bool { return strings.Contains(p, "/snapshots/") }) {
 		if time.Now().After(deadline) {
 			t.Fatal("no temporary file seen while the first snapshot was written")
 		}
@@ -40,18 +41,27 @@ func TestKilledMidSnapshotLeavesNoTempFile(t *testing.T) {
 	}
 
 	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
-	deadline = time.Now().Add(time.Minute)
-	for !hasSnapshot(t, replica) {
+	waitNoTempFiles(t, replica, rep)
+	stopReplicate(t, rep)
+	restoreAndVerify(t, 150, "-config", cfg, dbPath)
+}
+
+// waitNoTempFiles waits, up to two minutes, for the running replicate p to
+// remove the temporary files left in a file replica (it does after its
+// first sync), and fails the test if it does not.
+func waitNoTempFiles(t *testing.T, replica string, p *Proc) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		left := tempFiles(t, replica)
+		if len(left) == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no snapshot after the restart; output:\n%s", rep.Output())
+			t.Fatalf("temporary files left in the replica after a restart: %v\noutput:\n%s", left, p.Output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	stopReplicate(t, rep)
-	if left := tempFiles(t, replica); len(left) > 0 {
-		t.Fatalf("temporary files left in the replica after a restart: %v", left)
-	}
-	restoreAndVerify(t, 150, "-config", cfg, dbPath)
 }
 
 // tempFiles lists the temporary files of interrupted writes in a file
@@ -66,11 +76,4 @@ func tempFiles(t *testing.T, replica string) []string {
 		return nil // the engine adds and removes files meanwhile
 	})
 	return out
-}
-
-// hasSnapshot reports whether a file replica holds a snapshot.
-func hasSnapshot(t *testing.T, replica string) bool {
-	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(replica, "generations", "*", "snapshots", "*.snapshot.lz4"))
-	return len(m) > 0
 }
