@@ -70,7 +70,7 @@ func (r *Replica) validate(ctx context.Context) (ValidationResult, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	tmpDir, err := os.MkdirTemp(db.metaPath, "validate-*.tmp")
+	tmpDir, err := os.MkdirTemp(db.metaPath, validationTempPattern)
 	if err != nil {
 		return res, fmt.Errorf("validation: %w", err)
 	}
@@ -169,4 +169,30 @@ func pageChecksum(ctx context.Context, conn *sql.Conn) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%d pages, sha256 %s", n, hex.EncodeToString(h.Sum(nil))[:16]), nil
+}
+
+// validationTempPattern names the directory a validation restores into.
+const validationTempPattern = "validate-*.tmp"
+
+// removeValidationLeftovers removes the directories of validations that a
+// kill cut short (each holds a restored copy of the database), if they
+// were last changed before start: the meta directory is this engine's
+// alone, and its own validations begin after start.
+func (db *DB) removeValidationLeftovers(start time.Time) {
+	dirs, _ := filepath.Glob(filepath.Join(db.metaPath, validationTempPattern))
+	n := 0
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || !fi.ModTime().Before(start) {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			db.Logger.Warn("cannot remove the directory of an interrupted validation", "db", db.path, "dir", d, "error", err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		db.Logger.Info("removed the directories of interrupted validations", "db", db.path, "dirs", n)
+	}
 }

@@ -2,6 +2,9 @@ package litestream_test
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -57,5 +60,44 @@ func TestValidate_UnderLoad(t *testing.T) {
 	}
 	if db.Stats().Checkpoints == 0 {
 		t.Fatal("no checkpoint ran during the load")
+	}
+}
+
+// TestDB_RemovesValidationLeftovers: the directory of a validation that a
+// kill cut short (it holds a restored copy of the database) is removed
+// when the engine next opens the database; one changed since the start (a
+// validation in progress) and other names stay.
+func TestDB_RemovesValidationLeftovers(t *testing.T) {
+	ctx := context.Background()
+	w, path, replicaDir := openWriter(t, 0)
+	commitRows(t, w, 3)
+	db, _ := newTestDB(t, path, replicaDir)
+	meta := db.MetaPath()
+	dirs := map[string]time.Time{
+		"validate-123456.tmp": time.Now().Add(-time.Minute), // cut short
+		"validate-654321.tmp": time.Now().Add(time.Minute),  // in progress
+		"validate-notes":      time.Now().Add(-time.Minute), // not ours
+	}
+	for name, mtime := range dirs {
+		d := filepath.Join(meta, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "db"), make([]byte, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(d, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	for name := range dirs {
+		_, err := os.Stat(filepath.Join(meta, name))
+		if gone := errors.Is(err, os.ErrNotExist); gone != (name == "validate-123456.tmp") {
+			t.Errorf("%s: removed %v (stat: %v)", name, gone, err)
+		}
 	}
 }
