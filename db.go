@@ -330,7 +330,9 @@ func (db *DB) init(ctx context.Context) error {
 		return fmt.Errorf("stat database: %w", err)
 	}
 	db.lastCheckpoint = time.Now() // the interval counts from the start
-	if !db.leftoversRemoved {      // once: a later init may run beside a validation
+	// Once per DB: a later init (after the database file was replaced)
+	// may run beside one of our own validations.
+	if !db.leftoversRemoved {
 		db.removeValidationLeftovers(db.lastCheckpoint)
 		db.leftoversRemoved = true
 	}

@@ -10,9 +10,9 @@ import (
 // temporary files, when the process is killed (or the machine stops)
 // between creating one and renaming it into place, and S3's unfinished
 // multipart uploads. A snapshot's temporary file is as large as the
-// snapshot: before they were removed,
-// 300 kills in the crash loop (TestCrashLoop) left 29 files, 1.6 GB, and
-// 1000 kills of a database growing to 2 GB filled the disk.
+// snapshot: before they were removed, 300 kills in the crash loop
+// (TestCrashLoop) left 29 files, 1.6 GB, and 1000 kills of a database
+// growing to 2 GB filled the disk.
 type LeftoverRemover interface {
 	// RemoveLeftovers removes what writes cut short left behind, if it was
 	// last modified before before, and returns how many files it removed.

@@ -76,8 +76,8 @@ func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) 
 }
 
 // createTemp creates a new file in dir named ".<base>.<random>.tmp". The
-// leading dot and the ".tmp" end keep it out of every listing; the next
-// start removes it if a crash left it (RemoveLeftovers).
+// leading dot and the ".tmp" end keep it out of every listing; if a kill
+// leaves it, the next replicate removes it (RemoveLeftovers).
 func createTemp(dir, base string) (*os.File, error) {
 	for range 10 {
 		var b [tempRandomBytes]byte
