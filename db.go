@@ -48,22 +48,21 @@ type DB struct {
 	// snapshots take it shared, a checkpoint takes it exclusive.
 	ckptMu sync.RWMutex
 
-	mu               sync.Mutex // guards everything below
-	conns            *dbConns
-	fileInfo         os.FileInfo // the database file the connections opened
-	pageSize         int
-	generation       string
-	shadow           *ShadowWAL
-	restartAllowed   bool      // our last checkpoint backfilled the whole WAL; one restart may follow
-	ckptPutOff       int       // policy checkpoints put off in a row (see checkpointLocked)
-	readFloor        Pos       // at or past our read transaction's snapshot: the end of the first copy after it began, or the WAL end a checkpoint saw
-	started          bool      // the first sync under the write lock is done
-	lastCheckpoint   time.Time // time of our last checkpoint attempt
-	leftoversRemoved bool      // removeValidationLeftovers ran
-	ckptBlocked      ckptBlocked
-	changed          chan struct{}
-	stats            DBStats
-	marks            copyMarks // when recent shadow positions were reached, for replica lag
+	mu             sync.Mutex // guards everything below
+	conns          *dbConns
+	fileInfo       os.FileInfo // the database file the connections opened
+	pageSize       int
+	generation     string
+	shadow         *ShadowWAL
+	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
+	ckptPutOff     int       // policy checkpoints put off in a row (see checkpointLocked)
+	readFloor      Pos       // at or past our read transaction's snapshot: the end of the first copy after it began, or the WAL end a checkpoint saw
+	started        bool      // the first sync under the write lock is done
+	lastCheckpoint time.Time // time of our last checkpoint attempt
+	ckptBlocked    ckptBlocked
+	changed        chan struct{}
+	stats          DBStats
+	marks          copyMarks // when recent shadow positions were reached, for replica lag
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -137,6 +136,7 @@ func (db *DB) Open() error {
 	if err := os.MkdirAll(db.metaPath, 0o755); err != nil {
 		return fmt.Errorf("create meta directory: %w", err)
 	}
+	db.removeValidationLeftovers(time.Now()) // before any validation of ours starts
 	ctx, cancel := context.WithCancel(context.Background())
 	db.cancel = cancel
 	db.wg.Add(1)
@@ -330,12 +330,6 @@ func (db *DB) init(ctx context.Context) error {
 		return fmt.Errorf("stat database: %w", err)
 	}
 	db.lastCheckpoint = time.Now() // the interval counts from the start
-	// Once per DB: a later init (after the database file was replaced)
-	// may run beside one of our own validations.
-	if !db.leftoversRemoved {
-		db.removeValidationLeftovers(db.lastCheckpoint)
-		db.leftoversRemoved = true
-	}
 
 	// Recover the generation from the meta directory, if any.
 	gen, err := readGenerationFile(db.metaPath)

@@ -11,8 +11,8 @@ import (
 // between creating one and renaming it into place, and S3's unfinished
 // multipart uploads. A snapshot's temporary file is as large as the
 // snapshot: before they were removed, 300 kills in the crash loop
-// (TestCrashLoop) left 29 files, 1.6 GB, and 1000 kills of a database
-// growing to 2 GB filled the disk.
+// (TestCrashLoop) left 29 files, 1.6 GB, and a 1000-kill run, its
+// database growing to 2 GB, ran out of disk space.
 type LeftoverRemover interface {
 	// RemoveLeftovers removes what writes cut short left behind, if it was
 	// last modified before before, and returns how many files it removed.

@@ -100,13 +100,13 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (in
 	s.t1, s.t2 = rd.Checksum()
 	added := newSize - s.size
 	if added > 0 {
+		s.unsynced = true
 		if !writeLocked {
-			if err := s.f.Sync(); err != nil {
-				return 0, fmt.Errorf("sync shadow WAL: %w", err)
+			if err := s.SyncPending(); err != nil {
+				return 0, err
 			}
 		}
 		s.size, s.s1, s.s2 = newSize, c1, c2
-		s.unsynced = writeLocked
 	}
 	return added, nil
 }

@@ -176,8 +176,8 @@ const validationTempPattern = "validate-*.tmp"
 
 // removeValidationLeftovers removes the directories of validations that a
 // kill cut short (each holds a restored copy of the database), if they
-// were last changed before start: the meta directory is this engine's
-// alone, and its own validations begin after start.
+// were last changed before start (Open calls it before its replicas run,
+// so none is this process's own).
 func (db *DB) removeValidationLeftovers(start time.Time) {
 	dirs, _ := filepath.Glob(filepath.Join(db.metaPath, validationTempPattern))
 	n := 0

@@ -90,7 +90,7 @@ func TestDB_RemovesValidationLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Sync(ctx); err != nil {
+	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close(ctx)
