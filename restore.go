@@ -33,11 +33,17 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create output directory: %w", err)
 	}
-	tmpDir, err := os.MkdirTemp(dir, "."+filepath.Base(outputPath)+".restore-*.tmp")
+	removeRestoreLeftovers(outputPath, logger)
+	tmpDir, err := os.MkdirTemp(dir, restoreTempPattern(outputPath))
 	if err != nil {
 		return fmt.Errorf("create temporary directory next to %s: %w", outputPath, err)
 	}
-	defer os.RemoveAll(tmpDir)
+	lock, err := lockRestoreDir(tmpDir)
+	if err != nil {
+		os.RemoveAll(tmpDir)
+		return err
+	}
+	defer releaseRestoreDir(tmpDir, lock)
 
 	start := time.Now()
 	logger.Info("restoring", "plan", plan.String(), "output", outputPath)

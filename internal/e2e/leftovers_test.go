@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestKilledMidSnapshotLeavesNoTempFile kills replicate while it writes a
@@ -76,4 +79,58 @@ func tempFiles(t *testing.T, replica string) []string {
 		return nil // the engine adds and removes files meanwhile
 	})
 	return out
+}
+
+// TestKilledRestoreLeavesNoTempDir kills a restore with SIGKILL while it
+// works: its temporary directory next to the output (a partial database)
+// stays behind. The next restore to the same output removes it, and
+// restores exactly.
+func TestKilledRestoreLeavesNoTempDir(t *testing.T) {
+	dir := t.TempDir()
+	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", "60", "-rows", "1000", "-size", "1000", "-exact")
+	if code := w.Wait(5 * time.Minute); code != 0 {
+		t.Fatalf("writer: %s", w.Output())
+	}
+	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
+	WaitFor(t, 2*time.Minute, "the first snapshot", func() bool {
+		m, _ := filepath.Glob(filepath.Join(replica, "generations", "*", "snapshots", "*.snapshot.lz4"))
+		return len(m) > 0
+	})
+	stopReplicate(t, rep)
+
+	out := filepath.Join(t.TempDir(), "restored.db")
+	pattern := filepath.Join(filepath.Dir(out), ".restored.db.restore-*.tmp")
+	r := Start(t, bin.Litestream, "restore", "-config", cfg, "-o", out, dbPath)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		// The lock file appears once the restore owns its directory.
+		if m, _ := filepath.Glob(filepath.Join(pattern, "lock")); len(m) > 0 {
+			break
+		}
+		if r.Exited() || time.Now().After(deadline) {
+			t.Fatalf("no locked temporary directory seen while the restore ran:\n%s", r.Output())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.Signal(syscall.SIGKILL)
+	r.Wait(10 * time.Second)
+	if left, _ := filepath.Glob(pattern); len(left) == 0 {
+		t.Fatal("the killed restore left no temporary directory: the test shows nothing")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("the killed restore finished before the kill: the test shows nothing")
+	}
+
+	stdout, stderr, code := Run(context.Background(), bin.Litestream, "restore", "-config", cfg, "-o", out, dbPath)
+	if code != 0 {
+		t.Fatalf("restore after the killed one: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if left, _ := filepath.Glob(pattern); len(left) != 0 {
+		t.Fatalf("temporary directories left after the next restore: %v", left)
+	}
+	if n, err := sqlwriter.Verify(context.Background(), out); err != nil || n != 60 {
+		t.Fatalf("restored database: %d transactions, %v; want 60", n, err)
+	}
 }

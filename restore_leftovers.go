@@ -1,0 +1,98 @@
+package litestream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// restoreLockName is the file in a restore's temporary directory that the
+// restore holds locked while it runs. The kernel drops the lock when the
+// process dies, however it dies, so a directory whose lock can be taken
+// belongs to nobody.
+const restoreLockName = "lock"
+
+// restoreTempPattern is the pattern of a restore's temporary directory,
+// next to the output.
+func restoreTempPattern(outputPath string) string {
+	return "." + filepath.Base(outputPath) + ".restore-*.tmp"
+}
+
+// lockRestoreDir creates and locks tmpDir's lock file; closing the result
+// releases it.
+// The file is locked under another name and then renamed: a lock file
+// that others can see is always locked, so none of them can take it in
+// the moment between its creation and its lock.
+func lockRestoreDir(tmpDir string) (*os.File, error) {
+	tmp := filepath.Join(tmpDir, restoreLockName+".new")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create restore lock: %w", err)
+	}
+	ok, err := tryLockFile(f)
+	if err == nil && !ok {
+		err = errors.New("held by another process")
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(tmpDir, restoreLockName))
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock restore directory %s: %w", tmpDir, err)
+	}
+	return f, nil
+}
+
+// releaseRestoreDir removes a restore's temporary directory, then lets go
+// of its lock (where locks exist; elsewhere the open file would keep the
+// directory from going).
+func releaseRestoreDir(tmpDir string, lock *os.File) {
+	if !fileLocks {
+		lock.Close()
+		os.RemoveAll(tmpDir)
+		return
+	}
+	os.RemoveAll(tmpDir)
+	lock.Close()
+}
+
+// removeRestoreLeftovers removes the temporary directories that restores
+// to outputPath killed before they could clean up left behind (each holds
+// a partial database, as large as the restore got). A directory whose lock
+// is held is a restore still running and is left alone, as is one without
+// a lock file (a restore that has just created it, or one from a build
+// before the lock), and all of them where file locks are not supported.
+func removeRestoreLeftovers(outputPath string, logger *slog.Logger) {
+	if !fileLocks {
+		return
+	}
+	dir := filepath.Dir(outputPath)
+	matches, err := filepath.Glob(filepath.Join(dir, restoreTempPattern(outputPath)))
+	if err != nil {
+		return
+	}
+	for _, m := range matches {
+		if !strings.HasSuffix(m, ".tmp") {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(m, restoreLockName), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if ok, err := tryLockFile(f); err != nil || !ok {
+			f.Close()
+			continue
+		}
+		// Removed while locked: a restore starting meanwhile cannot take it.
+		err = os.RemoveAll(m)
+		f.Close()
+		if err != nil {
+			logger.Warn("could not remove an interrupted restore's temporary directory; remove it by hand", "path", m, "error", err)
+			continue
+		}
+		logger.Info("removed an interrupted restore's temporary directory", "path", m)
+	}
+}
