@@ -15,14 +15,20 @@ import (
 // belongs to nobody.
 const restoreLockName = "lock"
 
-// restoreTempPattern is the pattern of a restore's temporary directory,
-// next to the output.
+// restoreTempPattern is the os.MkdirTemp pattern of a restore's temporary
+// directory, next to the output.
 func restoreTempPattern(outputPath string) string {
-	return "." + filepath.Base(outputPath) + ".restore-*.tmp"
+	return restoreTempPrefix(outputPath) + "*" + restoreTempSuffix
 }
+
+// restoreTempPrefix and restoreTempSuffix frame the names the pattern makes.
+func restoreTempPrefix(outputPath string) string { return "." + filepath.Base(outputPath) + ".restore-" }
+
+const restoreTempSuffix = ".tmp"
 
 // lockRestoreDir creates and locks tmpDir's lock file; closing the result
 // releases it.
+//
 // The file is locked under another name and then renamed: a lock file
 // that others can see is always locked, so none of them can take it in
 // the moment between its creation and its lock.
@@ -70,14 +76,17 @@ func removeRestoreLeftovers(outputPath string, logger *slog.Logger) {
 		return
 	}
 	dir := filepath.Dir(outputPath)
-	matches, err := filepath.Glob(filepath.Join(dir, restoreTempPattern(outputPath)))
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	for _, m := range matches {
-		if !strings.HasSuffix(m, ".tmp") {
+	// Matched literally, not as a glob: the output's name may hold * or [.
+	prefix := restoreTempPrefix(outputPath)
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) || !strings.HasSuffix(e.Name(), restoreTempSuffix) {
 			continue
 		}
+		m := filepath.Join(dir, e.Name())
 		f, err := os.OpenFile(filepath.Join(m, restoreLockName), os.O_RDWR, 0)
 		if err != nil {
 			continue

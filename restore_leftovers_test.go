@@ -56,6 +56,14 @@ func TestRemoveRestoreLeftovers(t *testing.T) {
 		}
 	}
 
+	// Names are matched literally: an output named like a glob of another
+	// leaves that one's leftovers alone.
+	dead2 := mk(".out.db.restore-5.tmp", true)
+	removeRestoreLeftovers(filepath.Join(dir, "o?t.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := os.Stat(dead2); err != nil {
+		t.Errorf("another output's leftover %s was removed: %v", dead2, err)
+	}
+
 	// Once its restore lets go, the held one is a leftover too.
 	lock.Close()
 	removeRestoreLeftovers(out, slog.New(slog.NewTextHandler(io.Discard, nil)))

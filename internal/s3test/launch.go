@@ -20,6 +20,9 @@ type Process struct {
 	cmd  *exec.Cmd
 }
 
+// Pid is the server's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Launch starts versitygw on a free 127.0.0.1 port serving dir and creates
 // bucket. Stop it with Stop.
 func Launch(dir, bucket string) (*Process, error) {

@@ -33,10 +33,14 @@ func (b *bench) overhead(ctx context.Context) error {
 		// file, s3, none; ...), so that a slow spell of the shared machine,
 		// or what one run leaves behind for the next, hits every kind alike.
 		times := map[string][]time.Duration{}
+		// Cores in use during each run (CPU time over wall time): the
+		// writer's, and the replicator's beside it.
+		writerCores, replCores, serverCores := map[string][]float64{}, map[string][]float64{}, []float64{}
 		for i := 0; i < w.rep; i++ {
 			for j := range kinds {
 				kind := kinds[(i+j)%len(kinds)]
-				t, dir, err := b.writerTime(w.n, w.rows, w.size, kind)
+				r, dir, err := b.writerTime(w.n, w.rows, w.size, kind)
+				t := r.wall
 				// Removed at once. Kept until the end, the section's files
 				// (over ten GB) fill the page cache, and the kind that
 				// writes the most new bytes paid most, likely in page
@@ -49,6 +53,11 @@ func (b *bench) overhead(ctx context.Context) error {
 					return err
 				}
 				times[kind] = append(times[kind], t)
+				writerCores[kind] = append(writerCores[kind], r.writerCPU.Seconds()/t.Seconds())
+				replCores[kind] = append(replCores[kind], r.replCPU.Seconds()/t.Seconds())
+				if kind == "s3" {
+					serverCores = append(serverCores, r.serverCPU.Seconds()/t.Seconds())
+				}
 			}
 		}
 		baseTPS := float64(w.n) / quantile(times[""], 0.5).Seconds()
@@ -71,8 +80,29 @@ func (b *bench) overhead(ctx context.Context) error {
 			b.add(Figure{Section: "overhead", Name: fmt.Sprintf("commits/s, %s, replicating to %s", w.name, kind), Value: tps, Unit: "tx/s",
 				Baseline: baseTPS, BaseName: "no replication", Ratio: ratio, Target: ">= 0.95", Met: met(ratio >= 0.95)})
 		}
+		b.cpuFigures(w.name, kinds, writerCores, replCores, serverCores)
 	}
 	return nil
+}
+
+// cpuFigures adds the cores in use during a load's runs (medians): on a
+// machine of few cores the writer and the replicator compete for them,
+// which the overhead ratios alone do not show.
+// The local S3 server shares the cores too; a remote store would not.
+func (b *bench) cpuFigures(load string, kinds []string, writerCores, replCores map[string][]float64, serverCores []float64) {
+	names := map[string]string{"": "no replication", "file": "replicating to file", "s3": "replicating to s3", "copy": "bare copy"}
+	for _, kind := range kinds {
+		b.add(Figure{Section: "overhead", Name: fmt.Sprintf("cores in use, %s, %s: writer", load, names[kind]),
+			Value: quantile(writerCores[kind], 0.5), Unit: "cores"})
+		if kind != "" {
+			b.add(Figure{Section: "overhead", Name: fmt.Sprintf("cores in use, %s, %s: replicator", load, names[kind]),
+				Value: quantile(replCores[kind], 0.5), Unit: "cores"})
+		}
+		if kind == "s3" {
+			b.add(Figure{Section: "overhead", Name: fmt.Sprintf("cores in use, %s, %s: the local S3 server", load, names[kind]),
+				Value: quantile(serverCores, 0.5), Unit: "cores"})
+		}
+	}
 }
 
 // fmtRatios formats ratios for the log.
@@ -84,39 +114,64 @@ func fmtRatios(xs []float64) string {
 	return strings.Join(parts, " ")
 }
 
-// writerTime returns the wall time of the writer on a fresh database, with
-// replicate to kind running ("" for none), and the directory of the run,
-// which the caller removes.
-func (b *bench) writerTime(n, rows, size int, kind string) (time.Duration, string, error) {
+// writerRun is one timed run of the writer.
+type writerRun struct {
+	wall      time.Duration
+	writerCPU time.Duration // the writer's CPU time
+	replCPU   time.Duration // the replicator's CPU time during the run
+	serverCPU time.Duration // the local S3 server's, for kind s3
+}
+
+// writerTime times the writer on a fresh database, with replicate to kind
+// running ("" for none), and returns the directory of the run, which the
+// caller removes.
+func (b *bench) writerTime(n, rows, size int, kind string) (writerRun, string, error) {
+	var r writerRun
 	dir, err := os.MkdirTemp(b.dir, "overhead-")
 	if err != nil {
-		return 0, "", err
+		return r, "", err
 	}
 	dbPath := filepath.Join(dir, "app.db")
 	// The table exists before timing starts, so both runs time only commits.
 	if _, err := b.runWriter("-db", dbPath, "-n", "1"); err != nil {
-		return 0, dir, err
+		return r, dir, err
 	}
 	var d *daemon
 	var bare *bareCopyProc
+	pid := 0 // the replicator's
 	switch kind {
 	case "":
 	case "copy":
 		if bare, err = startBareCopyProc(dbPath+"-wal", dir); err != nil {
-			return 0, dir, err
+			return r, dir, err
 		}
+		pid = bare.cmd.Process.Pid
 	default:
 		if d, err = b.startDaemon(dir, dbPath, kind); err != nil {
-			return 0, dir, err
+			return r, dir, err
 		}
 		if err := d.waitCaughtUp(time.Minute); err != nil {
-			return 0, dir, err
+			return r, dir, err
 		}
+		pid = d.cmd.Process.Pid
 	}
 	// What earlier runs left dirty in the page cache is written out now,
 	// not during this run.
 	syscall.Sync()
-	t, err := b.runWriter("-db", dbPath, "-n", fmt.Sprint(n), "-rows", fmt.Sprint(rows), "-size", fmt.Sprint(size), "-exact")
+	var cpu0, server0 time.Duration
+	if pid != 0 {
+		cpu0 = procCPU(pid)
+	}
+	if kind == "s3" {
+		server0 = procCPU(b.s3.Pid())
+	}
+	r.wall, r.writerCPU, err = b.runWriterCPU("-db", dbPath, "-n", fmt.Sprint(n), "-rows", fmt.Sprint(rows), "-size", fmt.Sprint(size), "-exact")
+	if pid != 0 {
+		r.replCPU = procCPU(pid) - cpu0
+	}
+	if kind == "s3" {
+		r.serverCPU = procCPU(b.s3.Pid()) - server0
+	}
 	if bare != nil {
 		if serr := bare.stop(); serr != nil && err == nil {
 			err = serr
@@ -127,5 +182,5 @@ func (b *bench) writerTime(n, rows, size int, kind string) (time.Duration, strin
 			err = serr
 		}
 	}
-	return t, dir, err
+	return r, dir, err
 }

@@ -118,16 +118,7 @@ func (d *daemon) stop() (cpu time.Duration, maxRSS int64, err error) {
 			maxRSS = kb * 1024
 		}
 	}
-	if b, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); rerr == nil {
-		// Fields after the command name: utime and stime are the 12th and
-		// 13th, in clock ticks (100 per second on Linux).
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		if len(f) > 12 {
-			ut, _ := strconv.ParseInt(f[11], 10, 64)
-			st, _ := strconv.ParseInt(f[12], 10, 64)
-			cpu = time.Duration(ut+st) * 10 * time.Millisecond
-		}
-	}
+	cpu = procCPU(pid)
 	d.cmd.Process.Signal(syscall.SIGINT)
 	if err := d.cmd.Wait(); err != nil {
 		return 0, 0, fmt.Errorf("replicate: %w", err)
@@ -135,20 +126,46 @@ func (d *daemon) stop() (cpu time.Duration, maxRSS int64, err error) {
 	return cpu, maxRSS, nil
 }
 
+// procCPU returns the CPU time (user and system) a running process has
+// used so far, from /proc; zero when it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name: utime and stime are the 12th and
+	// 13th, in clock ticks (100 per second on Linux).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) <= 12 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // runWriter runs the sqlwriter and returns its wall time.
 func (b *bench) runWriter(args ...string) (time.Duration, error) {
+	wall, _, err := b.runWriterCPU(args...)
+	return wall, err
+}
+
+// runWriterCPU runs the sqlwriter and returns its wall time and the CPU
+// time (user and system) it used.
+func (b *bench) runWriterCPU(args ...string) (wall, cpu time.Duration, err error) {
 	start := time.Now()
 	cmd := exec.Command(b.writer, args...)
 	cmd.Stdout = io.Discard
 	out, err := os.CreateTemp(b.dir, "writer-*.log")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer out.Close()
 	cmd.Stderr = out
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(out.Name())
-		return 0, fmt.Errorf("writer %v: %v: %s", args, err, b)
+		return 0, 0, fmt.Errorf("writer %v: %v: %s", args, err, b)
 	}
-	return time.Since(start), nil
+	wall = time.Since(start)
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
