@@ -360,16 +360,20 @@ func (c *ReplicaClient) upload(ctx context.Context, key string, r io.Reader) (in
 		b := make([]byte, PartSize)
 		bp = &b
 	}
-	defer c.staging.Put(bp)
 	n, err := io.ReadFull(r, *bp)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		c.staging.Put(bp)
 		return 0, fmt.Errorf("upload %s: read: %w", key, err)
 	}
-	// The request gets a copy: net/http may still read a request's body
-	// after the call returns (an early error response), so a buffer
-	// handed to it is never reused.
-	buf := bytes.Clone((*bp)[:n])
+	// A buffer handed to a request is never recycled: net/http may still
+	// read a request's body after the call returns (an early error
+	// response). A small object gets a copy; a multipart upload (rare:
+	// large snapshots) takes the staging buffer itself, so it holds one
+	// part in memory, not two.
+	buf := *bp
 	if n < PartSize {
+		buf = bytes.Clone(buf[:n])
+		c.staging.Put(bp)
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(c.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(n)),
 		}); err != nil {
