@@ -87,8 +87,8 @@ func (b *bench) overhead(ctx context.Context) error {
 
 // cpuFigures adds the cores in use during a load's runs (medians): on a
 // machine of few cores the writer and the replicator compete for them,
-// which the overhead ratios alone do not show.
-// The local S3 server shares the cores too; a remote store would not.
+// which the overhead ratios alone do not show. The local S3 server is
+// counted too: it shares the cores, where a remote store would not.
 func (b *bench) cpuFigures(load string, kinds []string, writerCores, replCores map[string][]float64, serverCores []float64) {
 	names := map[string]string{"": "no replication", "file": "replicating to file", "s3": "replicating to s3", "copy": "bare copy"}
 	for _, kind := range kinds {
