@@ -22,7 +22,9 @@ func restoreTempPattern(outputPath string) string {
 }
 
 // restoreTempPrefix and restoreTempSuffix frame the names the pattern makes.
-func restoreTempPrefix(outputPath string) string { return "." + filepath.Base(outputPath) + ".restore-" }
+func restoreTempPrefix(outputPath string) string {
+	return "." + filepath.Base(outputPath) + ".restore-"
+}
 
 const restoreTempSuffix = ".tmp"
 
