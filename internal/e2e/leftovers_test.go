@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,16 +19,9 @@ import (
 // file stays behind, as large as the snapshot. The next start removes it
 // after its first sync, and the restore is exact.
 func TestKilledMidSnapshotLeavesNoTempFile(t *testing.T) {
-	dir := t.TempDir()
-	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
 	// ~150 MB of incompressible rows: the snapshot takes a good fraction of
 	// a second to write, against the 1 ms polls below.
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "150", "-rows", "1000", "-size", "1000", "-exact")
-	if code := w.Wait(5 * time.Minute); code != 0 {
-		t.Fatalf("writer: %s", w.Output())
-	}
-
+	dbPath, replica, cfg := largeDatabase(t, 150)
 	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 	deadline := time.Now().Add(time.Minute)
 	for !slices.ContainsFunc(tempFiles(t, replica), func(p string) bool { return strings.Contains(p, "/snapshots/") }) {
@@ -47,6 +41,21 @@ func TestKilledMidSnapshotLeavesNoTempFile(t *testing.T) {
 	waitNoTempFiles(t, replica, rep)
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 150, "-config", cfg, dbPath)
+}
+
+// largeDatabase writes mb transactions of 1000 rows of 1000 random bytes
+// (about mb MB) into a new database, and returns its path, a file replica
+// path and a config that replicates one to the other.
+func largeDatabase(t *testing.T, mb int) (dbPath, replica, cfg string) {
+	t.Helper()
+	dir := t.TempDir()
+	dbPath, replica = filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	cfg = writeConfig(t, dir, dbPath, fileReplica("file", replica))
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", fmt.Sprint(mb), "-rows", "1000", "-size", "1000", "-exact")
+	if code := w.Wait(5 * time.Minute); code != 0 {
+		t.Fatalf("writer: %s", w.Output())
+	}
+	return dbPath, replica, cfg
 }
 
 // waitNoTempFiles waits, up to two minutes, for the running replicate p to
@@ -86,13 +95,7 @@ func tempFiles(t *testing.T, replica string) []string {
 // stays behind. The next restore to the same output removes it, and
 // restores exactly.
 func TestKilledRestoreLeavesNoTempDir(t *testing.T) {
-	dir := t.TempDir()
-	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "60", "-rows", "1000", "-size", "1000", "-exact")
-	if code := w.Wait(5 * time.Minute); code != 0 {
-		t.Fatalf("writer: %s", w.Output())
-	}
+	dbPath, replica, cfg := largeDatabase(t, 60)
 	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 	WaitFor(t, 2*time.Minute, "the first snapshot", func() bool {
 		m, _ := filepath.Glob(filepath.Join(replica, "generations", "*", "snapshots", "*.snapshot.lz4"))
