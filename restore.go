@@ -38,7 +38,7 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	if err != nil {
 		return fmt.Errorf("create temporary directory next to %s: %w", outputPath, err)
 	}
-	lock, err := lockRestoreDir(tmpDir)
+	lock, err := lockRestoreDir(tmpDir, tryLockFile)
 	if err != nil {
 		os.RemoveAll(tmpDir)
 		return err

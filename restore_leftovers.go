@@ -1,7 +1,6 @@
 package litestream
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,28 +27,26 @@ func restoreTempPrefix(outputPath string) string {
 
 const restoreTempSuffix = ".tmp"
 
-// lockRestoreDir creates and locks tmpDir's lock file; closing the result
-// releases it.
+// lockRestoreDir creates tmpDir's lock file and locks it with lock
+// (tryLockFile); closing the result releases it.
 //
 // The file is locked under another name and then renamed: a lock file
 // that others can see is always locked, so none of them can take it in
-// the moment between its creation and its lock.
-func lockRestoreDir(tmpDir string) (*os.File, error) {
+// the moment between its creation and its lock. Where the file system
+// refuses locks (some network and FUSE file systems), the restore goes on
+// without one: its file keeps the other name, and a directory without a
+// lock file is never taken for a leftover.
+func lockRestoreDir(tmpDir string, lock func(*os.File) (bool, error)) (*os.File, error) {
 	tmp := filepath.Join(tmpDir, restoreLockName+".new")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create restore lock: %w", err)
+		return nil, fmt.Errorf("create restore lock in %s: %w", tmpDir, err)
 	}
-	ok, err := tryLockFile(f)
-	if err == nil && !ok {
-		err = errors.New("held by another process")
+	if ok, err := lock(f); err != nil || !ok {
+		return f, nil
 	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(tmpDir, restoreLockName))
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock restore directory %s: %w", tmpDir, err)
+	if err := os.Rename(tmp, filepath.Join(tmpDir, restoreLockName)); err != nil {
+		return f, nil // as unlocked: not visible as a lock either
 	}
 	return f, nil
 }

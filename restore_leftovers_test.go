@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -40,7 +41,7 @@ func TestRemoveRestoreLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := lockRestoreDir(held)
+	lock, err := lockRestoreDir(held, tryLockFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,5 +70,30 @@ func TestRemoveRestoreLeftovers(t *testing.T) {
 	removeRestoreLeftovers(out, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := os.Stat(held); !os.IsNotExist(err) {
 		t.Errorf("released directory %s not removed (%v)", held, err)
+	}
+}
+
+// TestRestoreWithoutFileLocks: where the file system refuses locks, a
+// restore goes on, and its directory shows no lock file, so that another
+// restore never takes it for a leftover.
+func TestRestoreWithoutFileLocks(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.db")
+	tmp, err := os.MkdirTemp(dir, restoreTempPattern(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(*os.File) (bool, error) { return false, errors.New("flock: operation not supported") }
+	lock, err := lockRestoreDir(tmp, refused)
+	if err != nil {
+		t.Fatalf("a refused lock failed the restore: %v", err)
+	}
+	defer lock.Close()
+	if _, err := os.Stat(filepath.Join(tmp, restoreLockName)); !os.IsNotExist(err) {
+		t.Fatalf("an unlocked directory shows a lock file (%v)", err)
+	}
+	removeRestoreLeftovers(out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("a running restore's unlocked directory was removed: %v", err)
 	}
 }
