@@ -22,12 +22,13 @@ func (db *DB) checkpointIfNeeded(ctx context.Context) error {
 	}
 	pages := db.shadowPages()
 	// After a checkpoint that a reader kept from completing, the page
-	// count tier waits for another MinCheckpointPageN pages: trying again
-	// at every sync would take the write lock, and delay the application's
-	// commits, for nothing while the reader lasts.
-	minPages := db.MinCheckpointPageN
+	// count tier waits for another threshold's worth of pages: trying
+	// again at every sync would take the write lock, and delay the
+	// application's commits, for nothing while the reader lasts.
+	threshold := db.checkpointPageN()
+	minPages := threshold
 	if b := db.ckptBlocked; b.pages > 0 && b.generation == db.generation && b.index == db.shadow.Index() {
-		minPages = b.pages + db.MinCheckpointPageN
+		minPages = b.pages + threshold
 	}
 	due := (db.MinCheckpointPageN > 0 && pages >= minPages) ||
 		(db.CheckpointInterval > 0 && pages > 1 && time.Since(db.lastCheckpoint) >= db.CheckpointInterval)
@@ -294,6 +295,20 @@ type ckptBlocked struct {
 	generation string
 	index      int
 	pages      int
+}
+
+// checkpointPageN returns the page count that makes a checkpoint due:
+// MinCheckpointPageN, or LargeTxCheckpointPageN while the current shadow
+// index averages largeTxPages pages or more per transaction. Caller holds
+// mu.
+func (db *DB) checkpointPageN() int {
+	n := db.MinCheckpointPageN
+	if db.LargeTxCheckpointPageN > n && db.shadow != nil {
+		if c := db.shadow.Commits(); c > 0 && db.shadowPages() >= largeTxPages*c {
+			n = db.LargeTxCheckpointPageN
+		}
+	}
+	return n
 }
 
 // shadowPages returns the number of frames in the current shadow index.

@@ -376,3 +376,56 @@ func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
 	}
 	requireRestoresAll(t, replicaDir, w)
 }
+
+// TestDB_LargeTransactionsCheckpointLessOften: while transactions average
+// 8 pages or more, the engine checkpoints at LargeTxCheckpointPageN pages
+// instead of MinCheckpointPageN (each checkpoint's write lock blocks one of
+// the application's commits); with small transactions it keeps to
+// MinCheckpointPageN. Counted in shadow WAL rollovers, one per completed
+// checkpoint.
+func TestDB_LargeTransactionsCheckpointLessOften(t *testing.T) {
+	ctx := context.Background()
+	w, path, replicaDir := openWriter(t, -1)
+	db, _ := newTestDB(t, path, replicaDir)
+	db.MinCheckpointPageN, db.LargeTxCheckpointPageN = 100, 400
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	// Paced, so that the WAL watch (every 25 ms) sees each threshold
+	// within a few frames of it.
+	phase := func(n, rows, size int) (rollovers, pages int) {
+		t.Helper()
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st := db.Stats()
+		for i := 0; i < n; i++ {
+			if _, err := w.Commit(ctx, rows, size); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		end := db.Stats()
+		return end.ShadowIndex - st.ShadowIndex, int((end.WALBytes - st.WALBytes) / (4096 + 24))
+	}
+	// One 100-byte row: about one page per transaction.
+	small, smallPages := phase(800, 1, 100)
+	// 40 rows of 1000 bytes: about eleven pages per transaction.
+	large, largePages := phase(150, 40, 1000)
+	t.Logf("small transactions: %d rollovers in %d pages; large: %d in %d pages", small, smallPages, large, largePages)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Expected about pages/(threshold + a few frames): small ~6 (at 400,
+	// 2), large ~4 (the first index still holds small ones; at 100, ~13).
+	if small < smallPages/250 {
+		t.Errorf("small transactions: %d rollovers in %d pages; want at least %d (a checkpoint every ~100 pages)", small, smallPages, smallPages/250)
+	}
+	if large > largePages/250 {
+		t.Errorf("large transactions: %d rollovers in %d pages; want at most %d (a checkpoint every ~400 pages)", large, largePages, largePages/250)
+	}
+	requireRestoresAll(t, replicaDir, w)
+}

@@ -27,6 +27,8 @@ type ShadowWAL struct {
 	s1, s2 uint32 // cumulative checksum at size
 	tail   int64  // end of validated bytes (>= size)
 	t1, t2 uint32 // cumulative checksum at tail
+	// commits counts the commit frames in the current index file.
+	commits int
 	f      *os.File
 	// unsynced says committed bytes of f await an fsync (SyncPending).
 	unsynced bool
@@ -39,6 +41,9 @@ func shadowWALFileName(index int) string { return FormatIndex(index) + ".wal" }
 
 // Index returns the current shadow WAL index.
 func (s *ShadowWAL) Index() int { return s.index }
+
+// Commits returns the number of transactions in the current index file.
+func (s *ShadowWAL) Commits() int { return s.commits }
 
 // Size returns the committed size of the current index file.
 func (s *ShadowWAL) Size() int64 { return s.size }
@@ -95,6 +100,7 @@ func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
 	s.size, s.tail = WALHeaderSize, WALHeaderSize
 	s.s1, s.s2 = hdr.Checksum1, hdr.Checksum2
 	s.t1, s.t2 = s.s1, s.s2
+	s.commits = 0
 	return nil
 }
 
@@ -136,6 +142,7 @@ func openShadowWAL(dir string) (*ShadowWAL, error) {
 		if fh.IsCommit() {
 			s.size = off
 			s.s1, s.s2 = rd.Checksum()
+			s.commits++
 		}
 	}
 	// Drop any uncommitted or torn tail left by a crash.

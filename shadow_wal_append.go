@@ -76,6 +76,7 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (in
 	defer func() { s.rbuf.Reset(nil); s.wbuf.Reset(nil) }() // drop the file references
 	off := s.tail
 	newSize, c1, c2 := s.size, s.s1, s.s2
+	commits := 0
 	for {
 		fh, frame, err := rd.Next()
 		if err != nil {
@@ -91,6 +92,7 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (in
 		if fh.IsCommit() {
 			newSize = off
 			c1, c2 = rd.Checksum()
+			commits++
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -107,6 +109,7 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (in
 			}
 		}
 		s.size, s.s1, s.s2 = newSize, c1, c2
+		s.commits += commits
 	}
 	return added, nil
 }

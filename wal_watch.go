@@ -24,7 +24,7 @@ type walWatch struct {
 // the monitor copies it, between syncs: 1 MiB of 4 KiB pages.
 const copyAheadFrames = 256
 
-// walFull reports whether the WAL holds at least MinCheckpointPageN frames
+// walFull reports whether the WAL holds at least checkpointPageN frames
 // written since its last restart (at most once per walWatchRetry for the
 // same WAL header), or copyAheadFrames frames past what the shadow WAL
 // holds.
@@ -60,28 +60,31 @@ func (db *DB) walFull(seen *walWatch) bool {
 	if err != nil {
 		return false
 	}
-	if copied, ok := db.copiedEnd(hdr); ok && hasFrame(f, hdr, copied+int64(copyAheadFrames-1)*hdr.FrameSize()) {
+	copied, follows, threshold := db.watchState(hdr)
+	if follows && hasFrame(f, hdr, copied+int64(copyAheadFrames-1)*hdr.FrameSize()) {
 		return true
 	}
 	if hdr == seen.hdr && time.Since(seen.at) < walWatchRetry {
 		return false
 	}
-	if !hasFrame(f, hdr, WALHeaderSize+int64(db.MinCheckpointPageN-1)*hdr.FrameSize()) {
+	if !hasFrame(f, hdr, WALHeaderSize+int64(threshold-1)*hdr.FrameSize()) {
 		return false
 	}
 	*seen = walWatch{hdr: hdr, at: time.Now()}
 	return true
 }
 
-// copiedEnd returns the end of what the shadow WAL has copied from the WAL
-// with header hdr, if it follows that WAL.
-func (db *DB) copiedEnd(hdr WALHeader) (int64, bool) {
+// watchState returns the end of what the shadow WAL has copied from the
+// WAL with header hdr, if it follows that WAL, and the checkpoint
+// threshold in pages (checkpointPageN).
+func (db *DB) watchState(hdr WALHeader) (copied int64, follows bool, threshold int) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	threshold = db.checkpointPageN()
 	if db.shadow == nil || !db.shadow.Header().SameWAL(hdr) {
-		return 0, false
+		return 0, false, threshold
 	}
-	return db.shadow.Copied(), true
+	return db.shadow.Copied(), true, threshold
 }
 
 // hasFrame reports whether the WAL f holds, at offset off, a frame of the

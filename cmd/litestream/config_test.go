@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -193,5 +195,27 @@ func TestSampleConfig(t *testing.T) {
 	if _, err := ParseConfig([]byte(strings.Join(lines, "\n")), true); err != nil {
 		t.Logf("uncommented sample:\n%s", strings.Join(lines, "\n"))
 		t.Fatalf("uncommented sample: %v", err)
+	}
+}
+
+// TestMinCheckpointPageCountSetByHand: unset, the engine checkpoints at 500
+// pages, or 1000 while transactions are large; set in the config, the
+// value holds at every transaction size.
+func TestMinCheckpointPageCountSetByHand(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := newDBFromConfig(&DBConfig{Path: filepath.Join(t.TempDir(), "app.db")}, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.MinCheckpointPageN != 500 || db.LargeTxCheckpointPageN != 1000 {
+		t.Errorf("unset: %d and %d for large transactions; want 500 and 1000", db.MinCheckpointPageN, db.LargeTxCheckpointPageN)
+	}
+	n := 500
+	db, err = newDBFromConfig(&DBConfig{Path: filepath.Join(t.TempDir(), "app.db"), MinCheckpointPageN: &n}, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.MinCheckpointPageN != 500 || db.LargeTxCheckpointPageN != 0 {
+		t.Errorf("set to 500: %d and %d for large transactions; want 500 and 0 (off)", db.MinCheckpointPageN, db.LargeTxCheckpointPageN)
 	}
 }

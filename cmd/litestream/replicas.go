@@ -103,7 +103,8 @@ func newDBFromConfig(dbc *DBConfig, logger *slog.Logger, ops *litestream.OpCount
 	db.MonitorInterval = dbc.MonitorInterval.D(db.MonitorInterval)
 	db.CheckpointInterval = dbc.CheckpointInterval.D(db.CheckpointInterval)
 	if dbc.MinCheckpointPageN != nil {
-		db.MinCheckpointPageN = *dbc.MinCheckpointPageN
+		// A value set by hand holds at every transaction size.
+		db.MinCheckpointPageN, db.LargeTxCheckpointPageN = *dbc.MinCheckpointPageN, 0
 	}
 	if dbc.MaxCheckpointPageN != nil {
 		db.MaxCheckpointPageN = *dbc.MaxCheckpointPageN
