@@ -29,7 +29,7 @@ type ShadowWAL struct {
 	t1, t2 uint32 // cumulative checksum at tail
 	// commits counts the commit frames in the current index file.
 	commits int
-	f      *os.File
+	f       *os.File
 	// unsynced says committed bytes of f await an fsync (SyncPending).
 	unsynced bool
 	rbuf     *bufio.Reader // Append's buffers, kept between copies
