@@ -378,7 +378,7 @@ func TestDB_CheckpointPutOffWhileAppWrites(t *testing.T) {
 }
 
 // TestDB_LargeTransactionsCheckpointLessOften: while transactions average
-// 8 pages or more, the engine checkpoints at LargeTxCheckpointPageN pages
+// 4 pages or more, the engine checkpoints at LargeTxCheckpointPageN pages
 // instead of MinCheckpointPageN (each checkpoint's write lock blocks one of
 // the application's commits); with small transactions it keeps to
 // MinCheckpointPageN. Counted in shadow WAL rollovers, one per completed
