@@ -42,11 +42,10 @@ func lockRestoreDir(tmpDir string, lock func(*os.File) (bool, error)) (*os.File,
 	if err != nil {
 		return nil, fmt.Errorf("create restore lock in %s: %w", tmpDir, err)
 	}
-	if ok, err := lock(f); err != nil || !ok {
-		return f, nil
-	}
-	if err := os.Rename(tmp, filepath.Join(tmpDir, restoreLockName)); err != nil {
-		return f, nil // as unlocked: not visible as a lock either
+	if ok, err := lock(f); err == nil && ok {
+		// Should the rename fail, the directory shows no lock file and
+		// is left alone, as when the lock is refused.
+		_ = os.Rename(tmp, filepath.Join(tmpDir, restoreLockName))
 	}
 	return f, nil
 }
