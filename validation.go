@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -171,19 +172,30 @@ func pageChecksum(ctx context.Context, conn *sql.Conn) (string, error) {
 	return fmt.Sprintf("%d pages, sha256 %s", n, hex.EncodeToString(h.Sum(nil))[:16]), nil
 }
 
-// validationTempPattern names the directory a validation restores into.
-const validationTempPattern = "validate-*.tmp"
+// validationTempPattern names the directory a validation restores into:
+// validationTempPrefix, random characters, validationTempSuffix.
+const (
+	validationTempPrefix  = "validate-"
+	validationTempSuffix  = ".tmp"
+	validationTempPattern = validationTempPrefix + "*" + validationTempSuffix
+)
 
 // removeValidationLeftovers removes the directories of validations that a
 // kill cut short (each holds a restored copy of the database), if they
 // were last changed before start (Open calls it before its replicas run,
 // so none is this process's own).
 func (db *DB) removeValidationLeftovers(start time.Time) {
-	dirs, _ := filepath.Glob(filepath.Join(db.metaPath, validationTempPattern))
+	// Listed and matched literally, not globbed: the meta path may hold
+	// [ or *, and a glob could then reach another database's directory.
+	ents, _ := os.ReadDir(db.metaPath)
 	n := 0
-	for _, d := range dirs {
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), validationTempPrefix) || !strings.HasSuffix(e.Name(), validationTempSuffix) {
+			continue
+		}
+		d := filepath.Join(db.metaPath, e.Name())
 		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() || !fi.ModTime().Before(start) {
+		if err != nil || !fi.ModTime().Before(start) {
 			continue
 		}
 		if err := os.RemoveAll(d); err != nil {
