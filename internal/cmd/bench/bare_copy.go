@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/litestream-go/litestream"
@@ -37,7 +35,7 @@ const bareCopyBatch = 1 << 20
 
 // bareCopyCmd is the bench binary's own first argument that makes it the
 // bare copier: the copier runs as a process of its own, as a replicator
-// does, not as a goroutine of the bench (bareCopyProc).
+// does, not as a goroutine of the bench (selfProc).
 const bareCopyCmd = "bare-copy"
 
 // runBareCopy copies walPath into two files in dir until ctx ends.
@@ -52,32 +50,6 @@ func runBareCopy(ctx context.Context, walPath, dir string) (err error) {
 	}
 	defer func() { err = errors.Join(err, c.replica.Close()) }()
 	return c.run(ctx)
-}
-
-// bareCopyProc is a running copier process.
-type bareCopyProc struct{ cmd *exec.Cmd }
-
-// startBareCopyProc starts this binary as the copier of walPath into dir.
-func startBareCopyProc(walPath, dir string) (*bareCopyProc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("bare copy: %w", err)
-	}
-	cmd := exec.Command(self, bareCopyCmd, walPath, dir)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bare copy: %w", err)
-	}
-	return &bareCopyProc{cmd: cmd}, nil
-}
-
-// stop ends the copier process.
-func (p *bareCopyProc) stop() error {
-	p.cmd.Process.Signal(syscall.SIGINT)
-	if err := p.cmd.Wait(); err != nil {
-		return fmt.Errorf("bare copy: %w", err)
-	}
-	return nil
 }
 
 func (c *bareCopy) run(ctx context.Context) error {

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,9 +61,9 @@ type bench struct {
 }
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == bareCopyCmd {
+	if helper := helperMain(os.Args[1:]); helper != nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		err := runBareCopy(ctx, os.Args[2], os.Args[3])
+		err := helper(ctx)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -78,6 +79,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// helperMain returns the helper process (selfProc) that args name, or nil
+// when they name none.
+func helperMain(args []string) func(context.Context) error {
+	switch {
+	case len(args) == 3 && args[0] == bareCopyCmd:
+		return func(ctx context.Context) error { return runBareCopy(ctx, args[1], args[2]) }
+	case len(args) == 2 && args[0] == spinCmd:
+		return func(ctx context.Context) error {
+			frac, err := strconv.ParseFloat(args[1], 64)
+			if err != nil {
+				return fmt.Errorf("spin: %w", err)
+			}
+			return runSpin(ctx, frac)
+		}
+	}
+	return nil
 }
 
 func run(out string, quick bool, only string) error {

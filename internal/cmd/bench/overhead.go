@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,9 +27,17 @@ func (b *bench) overhead(ctx context.Context) error {
 		loads = []workload{{"1 row/tx", 300, 1, 100, 1}, {"1000 rows/tx", 10, 1000, 100, 1}}
 	}
 	// "copy" is the bare copier (bare_copy.go): the floor the replicating
-	// kinds are read against.
-	kinds := []string{"", "file", "s3", "copy"}
+	// kinds are read against, for I/O. "spin" is the spinner (spin.go),
+	// keeping busy the cores litestream to file used in a first, untimed
+	// run: what that much CPU alone costs the application here.
+	kinds := []string{"", "file", "s3", "copy", "spin"}
 	for _, w := range loads {
+		cal, dir, err := b.writerTime(w.n, w.rows, w.size, "file", 0)
+		os.RemoveAll(dir)
+		if err != nil {
+			return err
+		}
+		spin := min(max(cal.replCPU.Seconds()/cal.wall.Seconds(), 0.01), 1)
 		// Interleaved, and the order rotated each round (none, file, s3;
 		// file, s3, none; ...), so that a slow spell of the shared machine,
 		// or what one run leaves behind for the next, hits every kind alike.
@@ -39,7 +48,7 @@ func (b *bench) overhead(ctx context.Context) error {
 		for i := 0; i < w.rep; i++ {
 			for j := range kinds {
 				kind := kinds[(i+j)%len(kinds)]
-				r, dir, err := b.writerTime(w.n, w.rows, w.size, kind)
+				r, dir, err := b.writerTime(w.n, w.rows, w.size, kind, spin)
 				t := r.wall
 				// Removed at once. Kept until the end, the section's files
 				// (over ten GB) fill the page cache, and the kind that
@@ -72,8 +81,13 @@ func (b *bench) overhead(ctx context.Context) error {
 			}
 			fmt.Printf("   %s to %s, each round's ratio: %s\n", w.name, kind, fmtRatios(ratios))
 			ratio := quantile(ratios, 0.5)
-			if kind == "copy" {
-				b.add(Figure{Section: "overhead", Name: fmt.Sprintf("commits/s, %s, bare copy (floor: each WAL byte written twice, nothing else)", w.name), Value: tps, Unit: "tx/s",
+			switch kind {
+			case "copy":
+				b.add(Figure{Section: "overhead", Name: fmt.Sprintf("commits/s, %s, bare copy (floor for I/O: each WAL byte written twice, nothing else)", w.name), Value: tps, Unit: "tx/s",
+					Baseline: baseTPS, BaseName: "no replication", Ratio: ratio})
+				continue
+			case "spin":
+				b.add(Figure{Section: "overhead", Name: fmt.Sprintf("commits/s, %s, spinner (floor for CPU: %.2f of a core kept busy, litestream's to file, nothing else)", w.name, spin), Value: tps, Unit: "tx/s",
 					Baseline: baseTPS, BaseName: "no replication", Ratio: ratio})
 				continue
 			}
@@ -90,7 +104,7 @@ func (b *bench) overhead(ctx context.Context) error {
 // which the overhead ratios alone do not show. The local S3 server is
 // counted too: it shares the cores, where a remote store would not.
 func (b *bench) cpuFigures(load string, kinds []string, writerCores, replCores map[string][]float64, serverCores []float64) {
-	names := map[string]string{"": "no replication", "file": "replicating to file", "s3": "replicating to s3", "copy": "bare copy"}
+	names := map[string]string{"": "no replication", "file": "replicating to file", "s3": "replicating to s3", "copy": "bare copy", "spin": "spinner"}
 	for _, kind := range kinds {
 		b.add(Figure{Section: "overhead", Name: fmt.Sprintf("cores in use, %s, %s: writer", load, names[kind]),
 			Value: quantile(writerCores[kind], 0.5), Unit: "cores"})
@@ -123,9 +137,10 @@ type writerRun struct {
 }
 
 // writerTime times the writer on a fresh database, with replicate to kind
-// running ("" for none), and returns the directory of the run, which the
-// caller removes.
-func (b *bench) writerTime(n, rows, size int, kind string) (writerRun, string, error) {
+// running ("" for none; "copy" the bare copier; "spin" the spinner,
+// keeping spin of a core busy), and returns the directory of the run,
+// which the caller removes.
+func (b *bench) writerTime(n, rows, size int, kind string, spin float64) (writerRun, string, error) {
 	var r writerRun
 	dir, err := os.MkdirTemp(b.dir, "overhead-")
 	if err != nil {
@@ -137,15 +152,20 @@ func (b *bench) writerTime(n, rows, size int, kind string) (writerRun, string, e
 		return r, dir, err
 	}
 	var d *daemon
-	var bare *bareCopyProc
+	var helper *selfProc
 	pid := 0 // the replicator's
 	switch kind {
 	case "":
-	case "copy":
-		if bare, err = startBareCopyProc(dbPath+"-wal", dir); err != nil {
+	case "copy", "spin":
+		if kind == "copy" {
+			helper, err = startSelfProc(bareCopyCmd, dbPath+"-wal", dir)
+		} else {
+			helper, err = startSelfProc(spinCmd, strconv.FormatFloat(spin, 'f', 4, 64))
+		}
+		if err != nil {
 			return r, dir, err
 		}
-		pid = bare.cmd.Process.Pid
+		pid = helper.pid()
 	default:
 		if d, err = b.startDaemon(dir, dbPath, kind); err != nil {
 			return r, dir, err
@@ -172,8 +192,8 @@ func (b *bench) writerTime(n, rows, size int, kind string) (writerRun, string, e
 	if kind == "s3" {
 		r.serverCPU = procCPU(b.s3.Pid()) - server0
 	}
-	if bare != nil {
-		if serr := bare.stop(); serr != nil && err == nil {
+	if helper != nil {
+		if serr := helper.stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}
