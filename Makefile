@@ -53,7 +53,7 @@ torture: tools
 		-run 'TestCrashLoop|TestObjectStoreFaults|TestHostileApp|TestBrokenReplicas|TestFullDisk|TestLongReader|TestPageSizeChange' ./internal/e2e | tee $(BIN)/torture.log | grep -E '^(FIGURE|--- |ok|FAIL)'
 	scripts/fuzz.sh 600000x | tee -a $(BIN)/torture.log
 
-## bench: overhead, lag, restore speed, resources and cost against baselines (several minutes)
+## bench: overhead, lag, restore speed, resources and cost against baselines (about 17 minutes on 2 cores)
 bench: $(BIN)/versitygw
 	go test -run '^$$' -bench . -benchtime 20x .
 	go run ./internal/cmd/bench -o bench.json
