@@ -157,23 +157,24 @@ func (b *bench) writerTime(n, rows, size int, kind string, spin float64) (writer
 	pid := 0 // the replicator's
 	switch kind {
 	case "":
-	case "copy", "spin":
-		if kind == "copy" {
-			helper, err = startSelfProc(bareCopyCmd, dbPath+"-wal", dir)
-		} else {
-			helper, err = startSelfProc(spinCmd, strconv.FormatFloat(spin, 'f', 4, 64))
-		}
-		if err != nil {
-			return r, dir, err
-		}
-		pid = helper.pid()
+	case "copy":
+		helper, err = startSelfProc(bareCopyCmd, dbPath+"-wal", dir)
+	case "spin":
+		helper, err = startSelfProc(spinCmd, strconv.FormatFloat(spin, 'f', 4, 64))
 	default:
-		if d, err = b.startDaemon(dir, dbPath, kind); err != nil {
-			return r, dir, err
+		if d, err = b.startDaemon(dir, dbPath, kind); err == nil {
+			if err = d.waitCaughtUp(time.Minute); err != nil {
+				d.stop() // not left running into the next runs
+			}
 		}
-		if err := d.waitCaughtUp(time.Minute); err != nil {
-			return r, dir, err
-		}
+	}
+	if err != nil {
+		return r, dir, err
+	}
+	switch {
+	case helper != nil:
+		pid = helper.pid()
+	case d != nil:
 		pid = d.cmd.Process.Pid
 	}
 	// What earlier runs left dirty in the page cache is written out now,
