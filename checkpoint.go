@@ -62,6 +62,8 @@ const maxCheckpointPutOffs = 8
 // follow this checkpoint, and only before any other frame is appended to
 // the old WAL; copyWAL accepts exactly that one restart as a rollover.
 func (db *DB) Checkpoint(ctx context.Context, shrink bool) (err error) {
+	db.ckptMu.Lock() // never while a snapshot reads the database file
+	defer db.ckptMu.Unlock()
 	return db.checkpoint(ctx, shrink, true)
 }
 
@@ -90,7 +92,8 @@ func (db *DB) checkpoint(ctx context.Context, shrink, patient bool) (err error) 
 // lock is released, at most one WAL restart can follow, and only if no
 // frame was appended to the old WAL. A WAL that the previous process (killed
 // between its checkpoint and the restart, say) had fully checkpointed is
-// thus rolled over like any other instead of starting a new generation.
+// thus rolled over like any other instead of starting a new generation,
+// provided the shadow WAL holds every frame the wal-index counts.
 func (db *DB) startLocked(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx) // short, and must not stop half way through the lock dance
 	// An empty WAL (truncated while we were away) gets a header first:
@@ -115,7 +118,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("first sync: %w", err)
 	}
-	db.started, db.restartAllowed = true, true
+	db.started, db.restartAllowed = true, db.walIndexAgrees
 	return nil
 }
 
@@ -205,6 +208,13 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	db.Logger.Debug("checkpoint", "db", db.path, "frames", res.walFrames, "complete", res.complete(), "lock_held", held)
+	// Invariant 3 of the shadow WAL: the restart that follows a complete
+	// checkpoint is accepted as a rollover only if the shadow holds every
+	// frame SQLite counts as committed, by the same count.
+	if res.complete() && res.walFrames > 0 && (!db.walIndexAgrees || res.walFrames != db.shadowPages()) {
+		db.newGenReason = fmt.Sprintf("a checkpoint counted %d committed WAL frames where the shadow WAL holds %d", res.walFrames, db.shadowPages())
+		return fmt.Errorf("checkpoint: %s; a new generation starts", db.newGenReason)
+	}
 	if !res.complete() || res.walFrames == 0 {
 		db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
 		return nil
@@ -227,35 +237,39 @@ const (
 
 // checkpointBeforeLock copies most pages into the database while the
 // application goes on writing, so that the checkpoint under the write lock
-// is left with the last few frames. Each round moves our read transaction
-// up to the frames just copied (the only way past our own read mark) and
-// runs a PASSIVE checkpoint; another round follows when the application
-// wrote at least preCheckpointFrames frames meanwhile (a peek at the WAL
-// file; the copy, and readBehind, then go by committed frames only).
+// is left with the last few frames, and the lock is held briefly
+// (docs/performance.md, "checkpoint rounds"). Each round moves our read
+// transaction to the WAL's committed end (the only way past our own read
+// mark), copies the WAL up to at least that snapshot, and only then runs a
+// PASSIVE checkpoint; another round follows when the application wrote at
+// least preCheckpointFrames frames meanwhile.
 //
-// Why: the lock holds the application's writers, whose busy handler then
-// sleeps 1 ms, 2 ms more, 5 ms more: anything held over about 1 ms costs a
-// blocked commit 3 ms, over 3 ms, 8 ms. One round brought the 1 row/tx
-// lock under a millisecond. With 1000 rows (~30 pages) per transaction,
-// the application committed two transactions during that round, and the
-// checkpoint under the lock, with their pages, held it 5.0 to 6.7 ms
-// (median of a run); with up to three rounds, 1.3 to 1.6 ms.
+// Invariant: a checkpoint, ours or the application's, can copy into the
+// database file only frames at or below our read transaction's snapshot,
+// and the shadow WAL holds every such frame before mu is released (here,
+// before the checkpoint even runs). So a snapshot, which reads the
+// database file after a sync, never holds a page of a commit that its
+// index's segments lack.
 //
 // It reports held when a reader of the application holds the checkpoint
 // back: the one under the lock would stop short too, so the caller does
 // not take it. Caller holds mu.
 func (db *DB) checkpointBeforeLock(ctx context.Context) (held bool, err error) {
 	for round := 0; round < preCheckpointRounds && db.readBehind(); round++ {
+		before := db.shadowPages() // at or below the new snapshot
 		if err := db.conns.advanceRead(ctx); err != nil {
 			return false, err
 		}
-		db.readFloor = Pos{} // a new snapshot
+		db.readFloor = Pos{} // a new snapshot: the next copy's end is its floor
+		if err := db.copyWAL(ctx); err != nil {
+			return false, err
+		}
 		res, err := db.conns.checkpointPassive(ctx)
 		if err != nil {
 			return false, err
 		}
 		db.stats.CheckpointRounds++
-		if !res.busy && res.done < db.shadowPages() {
+		if !res.busy && res.done < before {
 			db.Logger.Debug("checkpoint held back by a reader", "db", db.path, "frames", res.walFrames, "checkpointed", res.done)
 			db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
 			return true, nil
@@ -263,13 +277,8 @@ func (db *DB) checkpointBeforeLock(ctx context.Context) (held bool, err error) {
 		if res.busy || res.walFrames < 0 || round == preCheckpointRounds-1 {
 			return false, nil
 		}
-		// The checkpoint saw the WAL end at or past our new snapshot (the
-		// WAL cannot restart under it): a floor for readBehind, and tighter
-		// than the end of the next copy, which would hide the frames
-		// committed during this round.
 		fs := db.shadow.Header().FrameSize()
-		db.readFloor = Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: WALHeaderSize + int64(res.walFrames)*fs}
-		if !db.walHasFrame(db.readFloor.Offset + (preCheckpointFrames-1)*fs) {
+		if !db.walHasFrame(db.shadow.Size() + (preCheckpointFrames-1)*fs) {
 			return false, nil
 		}
 		if err := db.copyWAL(ctx); err != nil {

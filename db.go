@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -74,8 +75,13 @@ type DB struct {
 
 	mu             sync.Mutex // guards everything below
 	conns          *dbConns
-	fileInfo       os.FileInfo // the database file the connections opened
+	files          *dbFiles // open exactly while conns is (invariant 1 of db_files.go)
 	pageSize       int
+	newGenReason   string // set when the shadow WAL can no longer be trusted: the next copy starts a new generation
+	walIndexAgrees bool   // the last copy reached the end SQLite's wal-index counts as committed
+	failingSince   time.Time
+	failedSyncs    int   // syncs in a row that failed
+	lastSyncErr    error // of the last sync, nil when it succeeded
 	generation     string
 	shadow         *ShadowWAL
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
@@ -109,6 +115,11 @@ type DBStats struct {
 	MaxLockHeld       time.Duration // longest time the write lock was held by a checkpoint
 	Generations       int64         // generations started by this process
 	LastNewGenCause   string
+	// FailedSyncs counts the syncs in a row that failed, since
+	// FailingSince; LastSyncErr is the last one's error.
+	FailedSyncs  int
+	FailingSince time.Time
+	LastSyncErr  error
 }
 
 // NewDB returns a DB for the database at path, with v0.3's defaults. The
@@ -195,10 +206,24 @@ func (db *DB) Close(ctx context.Context) error {
 		errs = append(errs, db.shadow.Close())
 		db.shadow = nil
 	}
+	errs = append(errs, db.closeConns())
+	return errors.Join(errs...)
+}
+
+// closeConns closes the engine's connections, then its own descriptors of
+// the database's files (in that order: invariant 1 of db_files.go). The
+// connections never checkpoint on close (engineConnector). Caller holds mu.
+func (db *DB) closeConns() error {
+	var errs []error
 	if db.conns != nil {
 		errs = append(errs, db.conns.close())
 		db.conns = nil
 	}
+	if db.files != nil {
+		errs = append(errs, db.files.close())
+		db.files = nil
+	}
+	db.restartAllowed, db.started = false, false
 	return errors.Join(errs...)
 }
 
@@ -228,10 +253,12 @@ func (db *DB) monitor(ctx context.Context) {
 				lastErr = msg
 			}
 		default:
-			if msg := err.Error(); msg != lastErr {
-				db.Logger.Error("sync failed; will retry", "db", db.path, "error", err)
-				lastErr = msg
-			}
+			// Logged at every sync until it recovers: a sync that fails
+			// quietly is a replica that silently falls behind.
+			st := db.Stats()
+			db.Logger.Error("sync failed; will retry", "db", db.path, "error", err,
+				"failed_syncs", st.FailedSyncs, "failing_for", time.Since(st.FailingSince).Round(time.Millisecond))
+			lastErr = err.Error()
 		}
 	wait:
 		for {
@@ -265,11 +292,42 @@ func (db *DB) Sync(ctx context.Context) error {
 			db.stats.SyncErrs++
 		}
 	}
+	db.recordSync(err)
 	db.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	return db.checkpointIfNeeded(ctx)
+}
+
+// reopenAfterFailedSyncs is how many syncs in a row may fail before the
+// engine drops its connections and opens the database afresh, which
+// re-checks the WAL's continuity and starts a new generation if it broke:
+// an error that a new generation cures is never retried forever.
+const reopenAfterFailedSyncs = 3
+
+// recordSync keeps the failure streak of syncs. Caller holds mu.
+func (db *DB) recordSync(err error) {
+	if err == nil || errors.Is(err, errDBNotReady) || errors.Is(err, context.Canceled) {
+		if err == nil {
+			db.failedSyncs, db.failingSince, db.lastSyncErr = 0, time.Time{}, nil
+		}
+		return
+	}
+	if db.failedSyncs == 0 {
+		db.failingSince = time.Now()
+	}
+	db.failedSyncs++
+	db.lastSyncErr = err
+	if db.failedSyncs%reopenAfterFailedSyncs == 0 && db.conns != nil {
+		db.Logger.Warn("syncs keep failing; reopening the database", "db", db.path, "failed_syncs", db.failedSyncs, "error", err)
+		if cerr := db.closeConns(); cerr != nil {
+			db.Logger.Warn("closing the database's connections", "db", db.path, "error", cerr)
+		}
+		if db.shadow != nil {
+			db.newGenReason = fmt.Sprintf("%d syncs in a row failed (last: %v)", db.failedSyncs, err)
+		}
+	}
 }
 
 func (db *DB) syncLocked(ctx context.Context) error {
@@ -306,26 +364,27 @@ func (db *DB) readBehind() bool {
 	return db.conns.reading && !db.readFloor.IsZero() && db.readFloor.Generation == end.Generation && db.readFloor.Less(end)
 }
 
-// checkReplaced notices a database file deleted or replaced under the
-// engine: its connections would keep the old file open and guard nothing.
-// It closes them; the next init opens the new file, and the new WAL starts
-// a new generation.
+// checkReplaced notices a database file, -wal or -shm deleted or replaced
+// under the engine: its connections would keep the old files open, write
+// where nobody reads and guard nothing. It closes them without a
+// checkpoint; the next init opens the files now at the paths, and the next
+// copy starts a new generation.
 func (db *DB) checkReplaced() error {
-	if db.conns == nil {
+	if db.files == nil {
 		return nil
 	}
-	fi, err := os.Stat(db.path)
-	if err == nil && os.SameFile(fi, db.fileInfo) {
+	which := db.files.replaced(db.path)
+	if which == "" {
 		return nil
 	}
-	reason := "replaced"
-	if errors.Is(err, os.ErrNotExist) {
-		reason = "deleted"
+	reason := "the " + which + " was deleted or replaced behind litestream's back"
+	db.Logger.Warn(reason+"; reopening the database and starting a new generation", "db", db.path)
+	if err := db.closeConns(); err != nil {
+		db.Logger.Warn("closing the database's connections", "db", db.path, "error", err)
 	}
-	db.Logger.Warn("database file was "+reason+" while replicating; reopening", "db", db.path)
-	db.conns.close()
-	db.conns = nil
-	db.restartAllowed, db.started = false, false
+	if db.shadow != nil {
+		db.newGenReason = reason
+	}
 	return nil
 }
 
@@ -350,12 +409,19 @@ func (db *DB) init(ctx context.Context) error {
 		conns.close()
 		return err
 	}
-	db.conns, db.pageSize = conns, pageSize
-	if db.fileInfo, err = os.Stat(db.path); err != nil {
-		return fmt.Errorf("stat database: %w", err)
+	// Opened after the connections, so that the -wal and -shm exist.
+	files, err := openDBFiles(db.path)
+	if err != nil {
+		conns.close()
+		return err
 	}
+	db.conns, db.files, db.pageSize = conns, files, pageSize
 	db.lastCheckpoint = time.Now() // the interval counts from the start
 
+	if db.shadow != nil {
+		db.Logger.Info("database reopened", "db", db.path, "generation", db.generation)
+		return nil // the next copy checks continuity
+	}
 	// Recover the generation from the meta directory, if any.
 	gen, err := readGenerationFile(db.metaPath)
 	if err != nil {
@@ -385,34 +451,95 @@ func (db *DB) copyWAL(ctx context.Context) error {
 	return nil
 }
 
-// copyWALFrames is copyWAL without the read floor bookkeeping.
+// copyWALFrames is copyWAL without the read floor bookkeeping. What it
+// copies is bounded by SQLite's wal-index: the frames it counts as
+// committed (invariant 3 of db_files.go). Any loss of continuity, or a
+// disagreement between the WAL, the wal-index and the shadow WAL, starts a
+// new generation.
 func (db *DB) copyWALFrames(ctx context.Context) error {
-	wal, hdr, walSize, err := db.openWAL(ctx)
+	wal, hdr, _, err := db.openWAL(ctx)
 	if err != nil {
 		return err
 	}
-	defer wal.Close()
-
+	defer func() { wal.Close() }() // the WAL may be reopened below
+	idx, err := db.readWALIndexHeader()
+	if err != nil {
+		return err
+	}
+	if !idx.describes(hdr) && !db.conns.locked {
+		// A writer restarted the WAL in the wal-index and never committed
+		// in the new WAL (it may not even have written its header): one
+		// write of ours completes the restart.
+		wal.Close()
+		if err := db.conns.bumpSeq(ctx, false); err != nil {
+			return err
+		}
+		if wal, hdr, _, err = db.openWAL(ctx); err != nil {
+			return err
+		}
+		if idx, err = db.readWALIndexHeader(); err != nil {
+			return err
+		}
+	}
+	db.walIndexAgrees = false
+	if !idx.describes(hdr) {
+		return nil // nothing in the WAL file is known to be committed
+	}
+	end, sum := idx.committedEnd(hdr), idx.frameCksum
 	switch {
 	case db.shadow == nil:
-		return db.newGeneration(ctx, wal, hdr, walSize, "no generation yet")
+		err = db.newGeneration(ctx, wal, hdr, end, sum, "no generation yet")
+	case db.newGenReason != "":
+		reason := db.newGenReason
+		db.newGenReason = ""
+		err = db.newGeneration(ctx, wal, hdr, end, sum, reason)
 	case !hdr.SameWAL(db.shadow.Header()):
 		if db.restartAllowed && int(hdr.PageSize) == int(db.shadow.Header().PageSize) && hdr.Salt1 == db.shadow.Header().Salt1+1 {
 			// Our checkpoint copied every frame of the old WAL under the
 			// write lock; this is the restart that followed it.
-			return db.nextIndex(ctx, wal, hdr, walSize)
+			err = db.nextIndex(ctx, wal, hdr, end, sum)
+			break
 		}
-		return db.newGeneration(ctx, wal, hdr, walSize, fmt.Sprintf("WAL header changed (checkpoint sequence %d to %d, salt %08x to %08x): the WAL was restarted or rewritten outside of litestream, for example by a checkpoint while litestream was stopped",
+		err = db.newGeneration(ctx, wal, hdr, end, sum, fmt.Sprintf("WAL header changed (checkpoint sequence %d to %d, salt %08x to %08x): the WAL was restarted or rewritten outside of litestream, for example by a checkpoint while litestream was stopped",
 			db.shadow.Header().CheckpointSeq, hdr.CheckpointSeq, db.shadow.Header().Salt1, hdr.Salt1))
 	case !db.shadow.Matches(wal):
-		return db.newGeneration(ctx, wal, hdr, walSize, "WAL frames differ from the shadow WAL: the WAL was overwritten outside of litestream")
+		err = db.newGeneration(ctx, wal, hdr, end, sum, "WAL frames differ from the shadow WAL: the WAL was overwritten outside of litestream")
+	case end < db.shadow.Size():
+		fs := hdr.FrameSize()
+		err = db.newGeneration(ctx, wal, hdr, end, sum, fmt.Sprintf("SQLite's wal-index counts %d committed WAL frames, the shadow WAL holds %d",
+			(end-WALHeaderSize)/fs, (db.shadow.Size()-WALHeaderSize)/fs))
+	default:
+		err = db.appendWAL(wal, end, sum)
+		if errors.Is(err, errCommittedFrames) && db.shadow.Size() > WALHeaderSize {
+			err = db.newGeneration(ctx, wal, hdr, end, sum, err.Error())
+		}
 	}
-	return db.appendWAL(wal, walSize)
+	db.walIndexAgrees = err == nil
+	return err
 }
 
+// readWALIndexHeader reads SQLite's wal-index header. Without the write
+// lock a writer may be updating it, which takes microseconds: it is read
+// again until its two copies agree. Caller holds mu.
+func (db *DB) readWALIndexHeader() (walIndexHeader, error) {
+	for try := 0; ; try++ {
+		idx, err := db.files.readWALIndexHeader()
+		if !errors.Is(err, errWALIndexBusy) || try == walIndexTries {
+			if err != nil {
+				return walIndexHeader{}, fmt.Errorf("read SQLite's wal-index (%s-shm): %w", db.path, err)
+			}
+			return idx, nil
+		}
+		runtime.Gosched()
+	}
+}
+
+// walIndexTries bounds the reads of a wal-index header being updated.
+const walIndexTries = 1000
+
 // appendWAL copies frames and signals replicas when committed bytes grew.
-func (db *DB) appendWAL(wal io.ReaderAt, walSize int64) error {
-	added, err := db.shadow.Append(wal, walSize, db.conns != nil && db.conns.locked)
+func (db *DB) appendWAL(wal io.ReaderAt, end int64, sum [2]uint32) error {
+	added, err := db.shadow.Append(wal, end, sum, db.conns != nil && db.conns.locked)
 	if err != nil {
 		return fmt.Errorf("copy WAL to shadow WAL: %w", err)
 	}
@@ -480,7 +607,7 @@ func readWALHeader(path string) (*os.File, WALHeader, int64, error) {
 // newGeneration starts a generation: a new name, a shadow WAL at index 0
 // that copies the whole current WAL. Replicas notice the new generation and
 // take a snapshot.
-func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader, walSize int64, reason string) error {
+func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader, end int64, sum [2]uint32, reason string) error {
 	gen := NewGeneration()
 	s, err := createShadowWAL(db.shadowDir(gen), 0, hdr)
 	if err != nil {
@@ -501,7 +628,7 @@ func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader,
 	db.stats.LastNewGenCause = reason
 	db.Logger.Info("new generation", "db", db.path, "generation", gen, "previous", old, "reason", reason)
 	db.removeOldGenerations(gen)
-	if err := db.appendWAL(wal, walSize); err != nil {
+	if err := db.appendWAL(wal, end, sum); err != nil {
 		return err
 	}
 	db.notifyChanged()
@@ -509,9 +636,9 @@ func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader,
 }
 
 // nextIndex rolls the shadow WAL over to the next index after a WAL restart.
-func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr WALHeader, walSize int64) error {
+func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr WALHeader, end int64, sum [2]uint32) error {
 	if db.shadow.Index() >= MaxIndex {
-		return db.newGeneration(ctx, wal, hdr, walSize, "shadow WAL index limit reached")
+		return db.newGeneration(ctx, wal, hdr, end, sum, "shadow WAL index limit reached")
 	}
 	// Replicas read earlier index files by path, so the old file stays.
 	if err := db.shadow.startIndex(db.shadow.Index()+1, hdr); err != nil {
@@ -519,7 +646,7 @@ func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr WALHeader, wal
 	}
 	db.restartAllowed = false
 	db.Logger.Debug("shadow WAL rolled over", "db", db.path, "generation", db.generation, "index", FormatIndex(db.shadow.Index()))
-	return db.appendWAL(wal, walSize)
+	return db.appendWAL(wal, end, sum)
 }
 
 // removeOldGenerations deletes the shadow WALs of other generations.
@@ -566,6 +693,7 @@ func (db *DB) Stats() DBStats {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	st := db.stats
+	st.FailedSyncs, st.FailingSince, st.LastSyncErr = db.failedSyncs, db.failingSince, db.lastSyncErr
 	if db.shadow != nil {
 		st.Generation, st.ShadowIndex, st.ShadowSize = db.generation, db.shadow.Index(), db.shadow.Size()
 	}

@@ -3,6 +3,7 @@ package litestream
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -38,13 +39,47 @@ func sqliteDSN(path string) string {
 	return "file:" + u.EscapedPath() + "?mode=rw&_pragma=busy_timeout(5000)&_pragma=wal_autocheckpoint(0)"
 }
 
+// engineConnector opens the engine's connections: every one, the pool's
+// included, never checkpoints when it closes (setNoCheckpointOnClose) and
+// keeps the WAL file when it is the last to close (persistent WAL), so
+// that the next start finds the WAL and can check continuity.
+type engineConnector struct{ driver.Connector }
+
+// Connect opens one connection and configures it.
+func (c engineConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := configureEngineConn(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func configureEngineConn(conn driver.Conn) error {
+	if err := setNoCheckpointOnClose(conn); err != nil {
+		return fmt.Errorf("turn off checkpoint on close: %w", err)
+	}
+	fc, ok := conn.(sqlite.FileControl)
+	if !ok {
+		return errors.New("driver has no file control")
+	}
+	if _, err := fc.FileControlPersistWAL("main", 1); err != nil {
+		return fmt.Errorf("set persistent WAL: %w", err)
+	}
+	return nil
+}
+
 // openDBConns opens the engine's connections, switches the database to WAL
 // mode if needed and creates the engine's two tables.
 func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)) (*dbConns, error) {
-	sdb, err := sql.Open("sqlite", sqliteDSN(path))
+	base, err := sqlite.NewConnector(sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	sdb := sql.OpenDB(engineConnector{base})
 	c := &dbConns{db: sdb}
 	ok := false
 	defer func() {
@@ -55,36 +90,24 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 	for _, p := range []**sql.Conn{&c.read, &c.spare, &c.write, &c.ckpt} {
 		conn, err := sdb.Conn(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("open database: %w", err)
+			return nil, describeOpenError(err)
 		}
 		*p = conn
-		// Keep the WAL file when our connections close, so that the next
-		// start finds it and continuity can be checked.
-		if err := conn.Raw(func(dc any) error {
-			fc, ok := dc.(sqlite.FileControl)
-			if !ok {
-				return errors.New("driver has no file control")
-			}
-			_, err := fc.FileControlPersistWAL("main", 1)
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("set persistent WAL: %w", err)
-		}
 	}
 
 	var mode string
 	if err := c.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return nil, describeOpenError(err)
 	}
-	if !strings.EqualFold(mode, "wal") {
+	if from := mode; !strings.EqualFold(from, "wal") {
 		if err := c.write.QueryRowContext(ctx, "PRAGMA journal_mode = wal").Scan(&mode); err != nil {
-			return nil, fmt.Errorf("switch database to WAL mode: %w", err)
+			return nil, fmt.Errorf("switch database from %s to WAL journal mode: %w", from, err)
 		}
 		if !strings.EqualFold(mode, "wal") {
 			return nil, fmt.Errorf("database stays in %s journal mode: close other connections so it can switch to WAL", mode)
 		}
 		if onWALSwitch != nil {
-			onWALSwitch(mode)
+			onWALSwitch(from)
 		}
 	}
 	// From here on the write connection polls for the lock itself
@@ -147,6 +170,7 @@ func (c *dbConns) acquireRead(ctx context.Context) error {
 // beginRead opens a read transaction on conn and takes its snapshot.
 func beginRead(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		rollbackFailedBegin(conn)
 		return fmt.Errorf("begin read transaction: %w", err)
 	}
 	// A deferred transaction takes its snapshot at the first read.
@@ -156,6 +180,16 @@ func beginRead(ctx context.Context, conn *sql.Conn) error {
 		return fmt.Errorf("take read lock: %w", err)
 	}
 	return nil
+}
+
+// rollbackFailedBegin ends whatever transaction a failed BEGIN may have
+// left open. The driver reports a statement that completed just as its
+// context ended as failed, with the context's error, so a BEGIN IMMEDIATE
+// "failed" that way holds the write lock, and would block the application
+// until this connection closes. The rollback runs on a context that cannot
+// be cancelled; with no transaction open it fails harmlessly.
+func rollbackFailedBegin(conn *sql.Conn) {
+	_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 }
 
 // advanceRead moves the read transaction to the WAL's end: the new one
@@ -215,6 +249,7 @@ func (c *dbConns) lockWriteFor(ctx context.Context, limit time.Duration) error {
 		_, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE")
 		return err
 	}); err != nil {
+		rollbackFailedBegin(c.write)
 		return fmt.Errorf("take write lock: %w", err)
 	}
 	if _, err := c.write.ExecContext(ctx, "INSERT INTO _litestream_lock (id) VALUES (1)"); err != nil {

@@ -11,22 +11,26 @@ import (
 	"strings"
 )
 
+// Invariants of the shadow WAL (every copy keeps them):
+//  1. Its committed size ends on a commit frame that SQLite's wal-index
+//     counts (mxFrame), never on one that merely has a valid checksum
+//     (Append copies only up to the wal-index's committed end).
+//  2. A closed index is truncated to its committed size before the next
+//     index starts (startIndex), and a recovered one on open, so every
+//     segment a replica ships ends on a commit. No replica reads past Size.
+//  3. The WAL restarts only after the shadow holds every committed frame,
+//     durably, which the write lock guarantees: see checkpointLocked.
+
 // ShadowWAL is the shadow WAL of one generation: files
-// <dir>/<index %08x>.wal, each a byte copy of one incarnation of the real WAL
-// (header, then frames), which SQLite can never overwrite.
-//
-// Invariant: the bytes [0, Size) of the current file end on a commit frame;
-// bytes past Size are frames already validated but not yet committed (the
-// uncommitted tail), kept so that a long transaction is read only once. No
-// replica ever reads past Size.
+// <dir>/<index %08x>.wal, each a byte copy of the committed frames of one
+// incarnation of the real WAL (header, then frames), which SQLite can never
+// overwrite.
 type ShadowWAL struct {
 	dir    string
 	index  int
 	hdr    WALHeader
 	size   int64  // committed bytes of the current index file
 	s1, s2 uint32 // cumulative checksum at size
-	tail   int64  // end of validated bytes (>= size)
-	t1, t2 uint32 // cumulative checksum at tail
 	// commits counts the commit frames in the current index file.
 	commits int
 	f       *os.File
@@ -47,9 +51,6 @@ func (s *ShadowWAL) Commits() int { return s.commits }
 
 // Size returns the committed size of the current index file.
 func (s *ShadowWAL) Size() int64 { return s.size }
-
-// Copied returns the end of the bytes copied from the WAL, committed or not.
-func (s *ShadowWAL) Copied() int64 { return s.tail }
 
 // Header returns the WAL header of the current index.
 func (s *ShadowWAL) Header() WALHeader { return s.hdr }
@@ -80,6 +81,10 @@ func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
 		if err := s.SyncPending(); err != nil {
 			return err
 		}
+		// Invariant 2: nothing past the last commit reaches a replica.
+		if err := s.truncateToCommit(); err != nil {
+			return err
+		}
 	}
 	f, err := os.OpenFile(s.Path(index), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -97,10 +102,28 @@ func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
 		s.f.Close() // read-only from here on: replicas reopen it by path
 	}
 	s.f, s.index, s.hdr = f, index, hdr
-	s.size, s.tail = WALHeaderSize, WALHeaderSize
+	s.size = WALHeaderSize
 	s.s1, s.s2 = hdr.Checksum1, hdr.Checksum2
-	s.t1, s.t2 = s.s1, s.s2
 	s.commits = 0
+	return nil
+}
+
+// truncateToCommit cuts the current file to its committed size, durably,
+// when a failed copy left bytes past it.
+func (s *ShadowWAL) truncateToCommit() error {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat shadow WAL: %w", err)
+	}
+	if fi.Size() == s.size {
+		return nil
+	}
+	if err := s.f.Truncate(s.size); err != nil {
+		return fmt.Errorf("truncate shadow WAL to its last commit: %w", err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync shadow WAL: %w", err)
+	}
 	return nil
 }
 
@@ -150,7 +173,6 @@ func openShadowWAL(dir string) (*ShadowWAL, error) {
 		f.Close()
 		return nil, fmt.Errorf("truncate shadow WAL: %w", err)
 	}
-	s.tail, s.t1, s.t2 = s.size, s.s1, s.s2
 	return s, nil
 }
 

@@ -33,100 +33,82 @@ func (s *ShadowWAL) Matches(wal io.ReaderAt) bool {
 	return err == nil && s1 == s.s1 && s2 == s.s2
 }
 
-// Append copies the WAL's validated frames that follow the shadow's tail,
-// and advances the committed size to the last commit frame among them. The
-// WAL must have the shadow's header. It returns the committed bytes added.
+// errCommittedFrames means the WAL's frames up to what SQLite's wal-index
+// counts as committed do not validate, or the last of them is not the
+// commit frame the wal-index names: the WAL and the wal-index disagree,
+// and only a new generation can be trusted.
+var errCommittedFrames = errors.New("the WAL's frames disagree with SQLite's wal-index")
+
+// Append copies the frames of the WAL that follow the shadow's committed
+// end, up to end: the end of the last frame SQLite's wal-index counts as
+// committed in this WAL incarnation, whose cumulative checksum the
+// wal-index gives as sum. Every frame copied is thus committed, and the
+// copy ends on the commit frame SQLite knows (invariant 1 of the shadow
+// WAL); frames past end, even with valid checksums, are not copied. It
+// returns the bytes added.
 //
-// writeLocked says the caller holds the database's write lock, so no
-// transaction is in progress and any uncommitted tail was rolled back: it
-// is dropped and the WAL re-read from the last commit. Without the lock,
-// the tail is kept (a long transaction is then read once) if its first
-// and last frames are still in the WAL. That check can be fooled: a
-// transaction written after a rollback starts overwriting the tail at its
-// first frame, and may begin with the very same frames (a retried
-// transaction) and end before the tail's last one; its commit is then
-// missed until the next copy under the write lock, which every checkpoint
-// makes before the WAL can be restarted. Before this rule a checkpoint
-// could restart the WAL over such a missed commit, and a restore held a
-// torn transaction (found by the crash loop, which kills the writer
-// mid-commit).
-func (s *ShadowWAL) Append(wal io.ReaderAt, walSize int64, writeLocked bool) (int64, error) {
+// writeLocked says the caller holds the database's write lock and fsyncs
+// the copy itself before releasing it (SyncPending); otherwise Append
+// fsyncs before returning.
+func (s *ShadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocked bool) (int64, error) {
 	fs := s.hdr.FrameSize()
-	if s.tail > s.size && (writeLocked || !s.tailInWAL(wal)) {
-		s.tail, s.t1, s.t2 = s.size, s.s1, s.s2
-		if err := s.truncateTail(); err != nil {
-			return 0, err
-		}
-	}
-	if walSize-s.tail < fs {
+	if end <= s.size {
 		return 0, nil
 	}
-	// Small buffers, kept between copies: most copies are a few frames,
-	// often followed in the file by frames of the WAL's previous
-	// incarnation, and two 1 MiB buffers read and allocated per copy cost
-	// more than the copy (up to milliseconds under the write lock) and
-	// raised the daemon's memory under load.
+	if (end-WALHeaderSize)%fs != 0 {
+		return 0, fmt.Errorf("committed end %d is not on a frame boundary: %w", end, errCommittedFrames)
+	}
+	// Small buffers, kept between copies: most copies are a few frames.
 	if s.rbuf == nil {
 		s.rbuf = bufio.NewReaderSize(nil, copyBufSize)
 		s.wbuf = bufio.NewWriterSize(nil, copyBufSize)
 	}
-	s.rbuf.Reset(io.NewSectionReader(wal, s.tail, walSize-s.tail))
-	s.wbuf.Reset(&offsetWriter{f: s.f, off: s.tail})
-	rd, w := NewWALReader(s.rbuf, s.hdr, s.t1, s.t2), s.wbuf
+	s.rbuf.Reset(io.NewSectionReader(wal, s.size, end-s.size))
+	s.wbuf.Reset(&offsetWriter{f: s.f, off: s.size})
 	defer func() { s.rbuf.Reset(nil); s.wbuf.Reset(nil) }() // drop the file references
-	off := s.tail
-	newSize, c1, c2 := s.size, s.s1, s.s2
+	rd, w := NewWALReader(s.rbuf, s.hdr, s.s1, s.s2), s.wbuf
 	commits := 0
-	for {
+	var last WALFrameHeader
+	for off := s.size; off < end; off += fs {
 		fh, frame, err := rd.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, ErrInvalidFrame) {
-				break
-			}
+		if errors.Is(err, io.EOF) || errors.Is(err, ErrInvalidFrame) {
+			return 0, fmt.Errorf("frame at offset %d of %d committed bytes: %v: %w", off, end, err, errCommittedFrames)
+		} else if err != nil {
 			return 0, fmt.Errorf("read WAL: %w", err)
 		}
 		if _, err := w.Write(frame); err != nil {
 			return 0, fmt.Errorf("write shadow WAL: %w", err)
 		}
-		off += fs
 		if fh.IsCommit() {
-			newSize = off
-			c1, c2 = rd.Checksum()
 			commits++
 		}
+		last = fh
 	}
+	if c1, c2 := rd.Checksum(); !last.IsCommit() || c1 != sum[0] || c2 != sum[1] {
+		return 0, fmt.Errorf("the frame at the committed end %d is not the commit the wal-index names: %w", end, errCommittedFrames)
+	}
+	// Bytes past the committed size are never read by a replica, so a
+	// failed write leaves the shadow as it was.
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("write shadow WAL: %w", err)
 	}
-	s.tail = off
-	s.t1, s.t2 = rd.Checksum()
-	added := newSize - s.size
-	if added > 0 {
-		s.unsynced = true
-		if !writeLocked {
-			if err := s.SyncPending(); err != nil {
-				return 0, err
-			}
+	s.unsynced = true
+	if !writeLocked {
+		if err := s.SyncPending(); err != nil {
+			return 0, err
 		}
-		s.size, s.s1, s.s2 = newSize, c1, c2
-		s.commits += commits
 	}
+	added := end - s.size
+	s.size, s.s1, s.s2 = end, sum[0], sum[1]
+	s.commits += commits
 	return added, nil
 }
 
 // SyncPending fsyncs the current file if Append, under the write lock,
-// left committed bytes unsynced.
-//
-// Why Append leaves that fsync to its caller: the shadow must be durable
-// before the WAL can restart, which is only after the lock is released,
-// not before the checkpoint that runs under it. The checkpoint runs while
-// the fsync does, and releasing the lock waits for it (DB.unlockWrite). At
-// 1000 rows/tx the fsync was about a third of the time the lock was held;
-// the median hold went from 1.2-1.3 to 1.0-1.1 ms, and holds under 1 ms
-// from 7% to 40% (three runs each). An application commit that finds the
-// lock taken sleeps 1 ms, then 2 ms more, so a hold under 1 ms costs it
-// one sleep instead of two. The application's throughput moved by less
-// than this machine's noise (20 paired runs).
+// left committed bytes unsynced. The shadow must be durable before the WAL
+// can restart, which is only after the write lock is released; so the
+// fsync may run alongside the checkpoint made under the lock, and
+// DB.unlockWrite waits for it (docs/performance.md, "locked copy").
 func (s *ShadowWAL) SyncPending() error {
 	if !s.unsynced {
 		return nil
@@ -140,30 +122,6 @@ func (s *ShadowWAL) SyncPending() error {
 
 // copyBufSize is the size of Append's read and write buffers.
 const copyBufSize = 128 << 10
-
-// tailInWAL reports whether the WAL still holds the first and the last frame
-// of the shadow's uncommitted tail (see Append for what this misses).
-func (s *ShadowWAL) tailInWAL(wal io.ReaderAt) bool {
-	t1, t2, err := frameChecksumAt(wal, s.hdr, s.tail)
-	if err != nil || t1 != s.t1 || t2 != s.t2 {
-		return false
-	}
-	first := s.size + s.hdr.FrameSize()
-	w1, w2, err := frameChecksumAt(wal, s.hdr, first)
-	if err != nil {
-		return false
-	}
-	f1, f2, err := frameChecksumAt(s.f, s.hdr, first)
-	return err == nil && w1 == f1 && w2 == f2
-}
-
-// truncateTail drops the uncommitted tail from the file.
-func (s *ShadowWAL) truncateTail() error {
-	if err := s.f.Truncate(s.tail); err != nil {
-		return fmt.Errorf("truncate shadow WAL: %w", err)
-	}
-	return nil
-}
 
 // offsetWriter writes sequentially at an offset of a file.
 type offsetWriter struct {

@@ -3,6 +3,8 @@ package litestream
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"time"
 )
@@ -48,13 +50,14 @@ func (r *Replica) snapshotLocked(ctx context.Context) (SnapshotInfo, error) {
 		return SnapshotInfo{}, fmt.Errorf("snapshot: replica at %s, shadow at %s; retrying at the next sync", r.pos, end)
 	}
 
-	start := time.Now()
-	f, err := os.Open(db.path)
+	// Read through the engine's own descriptor, never one opened here:
+	// closing it would drop SQLite's locks (invariant 1 of db_files.go).
+	f, err := db.databaseFile()
 	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("snapshot: open database: %w", err)
+		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
 	}
-	defer f.Close()
-	rc := r.Codec.EncodeReader(f)
+	start := time.Now()
+	rc := r.Codec.EncodeReader(io.NewSectionReader(f, 0, math.MaxInt64))
 	defer rc.Close()
 	info, err := r.Client.WriteSnapshot(ctx, end.Generation, end.Index, rc)
 	if err != nil {
@@ -65,4 +68,16 @@ func (r *Replica) snapshotLocked(ctx context.Context) (SnapshotInfo, error) {
 	r.logger().Info("snapshot written", "generation", end.Generation, "index", FormatIndex(end.Index),
 		"stored_bytes", info.Size, "elapsed", time.Since(start).Round(time.Millisecond))
 	return info, nil
+}
+
+// databaseFile returns the engine's descriptor of the database file, to
+// read from and never to close. Should the engine reopen the database
+// meanwhile, reads through it fail with os.ErrClosed.
+func (db *DB) databaseFile() (*os.File, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.files == nil {
+		return nil, errDBNotReady
+	}
+	return db.files.db, nil
 }

@@ -84,7 +84,7 @@ func (db *DB) watchState(hdr WALHeader) (copied int64, follows bool, threshold i
 	if db.shadow == nil || !db.shadow.Header().SameWAL(hdr) {
 		return 0, false, threshold
 	}
-	return db.shadow.Copied(), true, threshold
+	return db.shadow.Size(), true, threshold
 }
 
 // hasFrame reports whether the WAL f holds, at offset off, a frame of the
