@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	_ "modernc.org/sqlite"
@@ -47,5 +48,58 @@ func TestDBConns_CancelledContextReleasesLocks(t *testing.T) {
 	}
 	if err := c.acquireRead(ctx); err != nil {
 		t.Fatalf("read lock after a cancelled release: %v", err)
+	}
+}
+
+// TestDBConns_CancelledBeginLeavesNoTransaction: the driver reports a BEGIN
+// IMMEDIATE that completed just as its context ended as failed; the lock
+// must not stay held, or the application's writers block until the
+// engine's connection closes. Cancels land at random points of many
+// attempts; after each failure the connection must be outside any
+// transaction.
+func TestDBConns_CancelledBeginLeavesNoTransaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if _, err := app.Exec("CREATE TABLE x (v)"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := openDBConns(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	failed := 0
+	for i := 0; i < 3000 && failed < 200; i++ {
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			for j := 0; j < i%50; j++ {
+				runtime.Gosched()
+			}
+			cancel()
+		}()
+		err := c.lockWrite(cctx)
+		cancel()
+		if err == nil {
+			if err := c.unlockWrite(ctx); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		failed++
+		// Outside a transaction, BEGIN succeeds; inside one it fails.
+		if _, err := c.write.ExecContext(ctx, "BEGIN"); err != nil {
+			t.Fatalf("attempt %d: a cancelled BEGIN IMMEDIATE left a transaction open: %v", i, err)
+		}
+		if _, err := c.write.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no attempt was cancelled")
 	}
 }
