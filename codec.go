@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -95,18 +96,52 @@ func (e *encoder) Close() error {
 	return nil
 }
 
+// ageHeader begins every age file (the version line of its header).
+const ageHeader = "age-encryption.org/v1"
+
+// ErrAgeNoIdentity means stored bytes are age-encrypted and the codec has
+// no identity to decrypt them. Without this check they reach the LZ4
+// decoder, whose "bad magic number" says nothing about the cause.
+var ErrAgeNoIdentity = errors.New("encrypted with age, and no age identity is configured")
+
+// ErrAgeNoMatch means none of the codec's identities decrypts the stored
+// bytes: they were encrypted to other recipients.
+var ErrAgeNoMatch = errors.New("encrypted with age to other recipients: no configured identity matches")
+
+// ErrNotAgeEncrypted means the codec has identities but the stored bytes
+// are not age-encrypted (written before encryption was configured).
+var ErrNotAgeEncrypted = errors.New("not encrypted with age, yet age identities are configured")
+
 // NewDecoder returns a reader of the raw bytes stored in r. A corrupt or
-// truncated stream is an error on Read, never silently short data.
+// truncated stream is an error on Read, never silently short data. It
+// reads the first bytes of r to tell age from LZ4: a mismatch with the
+// codec's keys is ErrAgeNoIdentity or ErrNotAgeEncrypted, and identities
+// that all fail are ErrAgeNoMatch. No error holds a key.
 func (c Codec) NewDecoder(r io.Reader) (io.Reader, error) {
-	src := r
-	if len(c.Identities) > 0 {
-		ar, err := age.Decrypt(r, c.Identities...)
-		if err != nil {
-			return nil, fmt.Errorf("age decrypt (wrong identity, or file not encrypted?): %w", err)
-		}
-		src = ar
+	head := make([]byte, len(ageHeader))
+	n, err := io.ReadFull(r, head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, fmt.Errorf("read: %w", err)
 	}
-	return &decoder{zr: lz4.NewReader(src)}, nil
+	head = head[:n]
+	encrypted := string(head) == ageHeader
+	src := io.MultiReader(bytes.NewReader(head), r)
+	switch {
+	case len(c.Identities) == 0 && encrypted:
+		return nil, ErrAgeNoIdentity
+	case len(c.Identities) == 0:
+		return &decoder{zr: lz4.NewReader(src)}, nil
+	case !encrypted:
+		return nil, ErrNotAgeEncrypted
+	}
+	ar, err := age.Decrypt(src, c.Identities...)
+	var noMatch *age.NoIdentityMatchError
+	if errors.As(err, &noMatch) {
+		return nil, fmt.Errorf("%w (%d tried; age: %v)", ErrAgeNoMatch, len(c.Identities), err)
+	} else if err != nil {
+		return nil, fmt.Errorf("age decrypt: %w", err)
+	}
+	return &decoder{zr: lz4.NewReader(ar)}, nil
 }
 
 type decoder struct{ zr *lz4.Reader }

@@ -2,6 +2,7 @@ package litestream
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -73,4 +74,53 @@ func mustKeys(t *testing.T, recipients, identities []string) Codec {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestCodec_AgeKeysMismatch: age-encrypted bytes without an identity, with
+// identities that all fail, and plain bytes with identities each give
+// their own error, not the LZ4 decoder's "bad magic number", and no error
+// shows a key.
+func TestCodec_AgeKeysMismatch(t *testing.T) {
+	a, _ := age.GenerateX25519Identity()
+	b, _ := age.GenerateX25519Identity()
+	c, _ := age.GenerateX25519Identity()
+	var encrypted, plain bytes.Buffer
+	if _, err := mustKeys(t, []string{a.Recipient().String()}, nil).Encode(&encrypted, strings.NewReader("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Codec{}).Encode(&plain, strings.NewReader("secret")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		codec  Codec
+		stored []byte
+		want   error
+	}{
+		{"no identity", Codec{}, encrypted.Bytes(), ErrAgeNoIdentity},
+		{"recipients only", mustKeys(t, []string{a.Recipient().String()}, nil), encrypted.Bytes(), ErrAgeNoIdentity},
+		{"no identity matches", mustKeys(t, nil, []string{b.String(), c.String()}), encrypted.Bytes(), ErrAgeNoMatch},
+		{"not encrypted", mustKeys(t, nil, []string{a.String()}), plain.Bytes(), ErrNotAgeEncrypted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.codec.NewDecoder(bytes.NewReader(tc.stored))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			for _, id := range []*age.X25519Identity{a, b, c} {
+				if strings.Contains(err.Error(), id.String()) || strings.Contains(err.Error(), id.Recipient().String()) {
+					t.Fatalf("error shows a key: %v", err)
+				}
+			}
+		})
+	}
+	// A stream shorter than the age header is still read as LZ4 (and
+	// fails as damaged there).
+	dec, err := (Codec{}).NewDecoder(strings.NewReader("age"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(dec); err == nil {
+		t.Fatal("3 bytes decoded without an error")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,15 +20,17 @@ import (
 // applies each page's last committed version once, checks the result with
 // SQLite, and renames it into place. outputPath holds either nothing or a
 // complete, consistent database, and no temporary file is left behind.
+// It never replaces a file at outputPath, even one that appears while it
+// runs (the error wraps ErrOutputExists), and refuses to start, or to
+// finish, beside another database's -wal, -shm or -journal file
+// (CheckRestoreOutput).
 func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt RestoreOptions) error {
 	logger := opt.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if _, err := os.Lstat(outputPath); err == nil {
-		return fmt.Errorf("output %s already exists: restore never overwrites; remove it or choose another path with -o", outputPath)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("check output %s: %w", outputPath, err)
+	if err := CheckRestoreOutput(outputPath); err != nil {
+		return err
 	}
 	dir := filepath.Dir(outputPath)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -79,8 +82,16 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	if checkErr != nil {
 		return fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, checkErr)
 	}
-	if err := os.Rename(dbPath, outputPath); err != nil {
-		return fmt.Errorf("move restored database into %s: %w", outputPath, err)
+	if beforeMoveIntoPlace != nil {
+		beforeMoveIntoPlace(outputPath)
+	}
+	// Checked again: they may have come during the restore. What comes
+	// between this check and the rename is not seen.
+	if err := checkOutputSidecars(outputPath); err != nil {
+		return err
+	}
+	if err := moveIntoPlace(dbPath, outputPath, renameNoReplace); err != nil {
+		return err
 	}
 	if err := SyncDir(dir); err != nil {
 		return err
@@ -88,6 +99,54 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	logger.Info("restore complete", "output", outputPath, "pages_written", pages,
 		"download", downloaded.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
 		"check", (time.Since(start) - applied).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// beforeMoveIntoPlace, when set (by tests), runs just before a restore
+// moves its finished file onto the output path.
+var beforeMoveIntoPlace func(outputPath string)
+
+// moveIntoPlace moves the finished file tmp to outputPath, in the same
+// directory, unless a file is there: one that appeared during the restore
+// (another restore, an application creating its database) is left as it
+// is, and the error wraps ErrOutputExists. It uses the first that the
+// platform and the file system allow:
+//  1. rename, which refuses to replace an existing name in one step
+//     (renameNoReplace, Linux);
+//  2. a hard link, which fails when the name exists, then the removal of
+//     tmp (the restore's temporary directory goes anyway);
+//  3. a check that outputPath is free, then a plain rename. A file that
+//     appears between the two is replaced: only this fallback, on a file
+//     system without no-replace renames and without hard links, has
+//     that window.
+func moveIntoPlace(tmp, outputPath string, renameNoReplace func(oldpath, newpath string) error) error {
+	appeared := func() error {
+		return fmt.Errorf("%s appeared while restoring and was left as it is (%w): the restored database was discarded; "+
+			"remove it or choose another -o, then restore again", outputPath, ErrOutputExists)
+	}
+	err := renameNoReplace(tmp, outputPath)
+	if errors.Is(err, fs.ErrExist) {
+		return appeared()
+	} else if err == nil {
+		return nil
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("move restored database into %s: %w", outputPath, err)
+	}
+	err = os.Link(tmp, outputPath)
+	if errors.Is(err, fs.ErrExist) {
+		return appeared()
+	} else if err == nil {
+		_ = os.Remove(tmp) // else it goes with the temporary directory
+		return nil
+	}
+	if _, err := os.Lstat(outputPath); err == nil {
+		return appeared()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("check output %s: %w", outputPath, err)
+	}
+	if err := os.Rename(tmp, outputPath); err != nil {
+		return fmt.Errorf("move restored database into %s: %w", outputPath, err)
+	}
 	return nil
 }
 
@@ -184,7 +243,7 @@ func (d *downloader) snapshot(ctx context.Context, path string) error {
 			return err
 		}
 		defer rc.Close()
-		return d.decodeTo(rc, path, s.Size)
+		return d.decodeTo(rc, name, path, s.Size)
 	})
 }
 
@@ -205,13 +264,14 @@ func (d *downloader) segments(ctx context.Context, dir string) ([]string, error)
 			for i := range jobs {
 				s := segs[i]
 				files[i] = filepath.Join(dir, SegmentName(s.Index, s.Offset))
-				err := withRetry(ctx, d.plan.Generation+"/wal/"+SegmentName(s.Index, s.Offset), func() error {
+				name := d.plan.Generation + "/wal/" + SegmentName(s.Index, s.Offset)
+				err := withRetry(ctx, name, func() error {
 					rc, err := d.plan.Replica.Client.OpenSegment(ctx, s.Pos())
 					if err != nil {
 						return err
 					}
 					defer rc.Close()
-					return d.decodeTo(rc, files[i], s.Size)
+					return d.decodeTo(rc, name, files[i], s.Size)
 				})
 				if err != nil {
 					errc <- err
@@ -240,10 +300,14 @@ feed:
 	return files, nil
 }
 
-// decodeTo decodes stored bytes from r into a new file at path.
-func (d *downloader) decodeTo(r io.Reader, path string, size int64) error {
+// decodeTo decodes the stored bytes of the replica's file name from r
+// into a new file at path.
+func (d *downloader) decodeTo(r io.Reader, name, path string, size int64) error {
 	dec, err := d.plan.Replica.Codec.NewDecoder(r)
 	if err != nil {
+		if ke := keysError(d.plan.Replica.Name, name, err); ke != nil {
+			return ke
+		}
 		return errCorrupt{err}
 	}
 	f, err := os.Create(path)
@@ -268,8 +332,37 @@ type errCorrupt struct{ err error }
 func (e errCorrupt) Error() string { return "damaged or unreadable: " + e.err.Error() }
 func (e errCorrupt) Unwrap() error { return e.err }
 
+// errKeys is a mismatch between a replica's age keys and its stored
+// bytes. It holds for every file of the replica, so it is never retried.
+// Its message names the replica and the config key to set, never a key.
+type errKeys struct {
+	msg string
+	err error // ErrAgeNoIdentity, ErrAgeNoMatch or ErrNotAgeEncrypted
+}
+
+func (e errKeys) Error() string { return e.msg }
+func (e errKeys) Unwrap() error { return e.err }
+
+// keysError returns the errKeys for a decoder's error on the replica's
+// file name, or nil when err is not about keys.
+func keysError(replica, name string, err error) error {
+	switch {
+	case errors.Is(err, ErrAgeNoIdentity):
+		return errKeys{fmt.Sprintf("replica %s is encrypted with age (%s), and no identity is configured for it: "+
+			"set age.identities (AGE-SECRET-KEY-1...) for this replica in the config file, then restore again", replica, name), err}
+	case errors.Is(err, ErrAgeNoMatch):
+		return errKeys{fmt.Sprintf("replica %s: %s is %v: age.identities of this replica must hold the secret key "+
+			"of a recipient it was written with", replica, name, err), err}
+	case errors.Is(err, ErrNotAgeEncrypted):
+		return errKeys{fmt.Sprintf("replica %s: %s is not encrypted with age, yet age.identities is set for this replica: "+
+			"it was written without encryption; remove age from this replica's config to restore it", replica, name), err}
+	}
+	return nil
+}
+
 // withRetry runs fn up to 5 times with backoff; a missing object is not
-// retried, nor is damaged content more than once. Errors name the file.
+// retried, nor is damaged content more than once, nor a key mismatch.
+// Errors name the file.
 func withRetry(ctx context.Context, name string, fn func() error) error {
 	var err error
 	corrupt := 0
@@ -289,6 +382,10 @@ func withRetry(ctx context.Context, name string, fn func() error) error {
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: missing from the replica: %w", name, err)
+		}
+		var ke errKeys
+		if errors.As(err, &ke) {
+			return err // names the file itself
 		}
 		var ce errCorrupt
 		if errors.As(err, &ce) {

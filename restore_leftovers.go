@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -102,4 +103,53 @@ func removeRestoreLeftovers(outputPath string, logger *slog.Logger) {
 		}
 		logger.Info("removed an interrupted restore's temporary directory", "path", m)
 	}
+}
+
+// ErrOutputExists is wrapped by the error of a restore whose output path
+// holds a file, found before the restore began or appeared while it ran.
+var ErrOutputExists = errors.New("restore never overwrites")
+
+// outputSidecars are the files SQLite takes for a database's own when it
+// opens it: it applies the pages of a -wal file (nothing in a WAL names
+// the database it belongs to), trusts a -shm file as the WAL's index, and
+// rolls a hot -journal back into the database. Beside a restored file, any
+// of them from another database corrupts it on its first open.
+var outputSidecars = []string{"-wal", "-shm", "-journal"}
+
+// CheckRestoreOutput returns nil when a restore may write outputPath:
+// nothing is there (else an error wrapping ErrOutputExists), and none of
+// outputSidecars is beside it (else an error naming them). Restore checks
+// this itself; a caller checks first to fail before planning.
+func CheckRestoreOutput(outputPath string) error {
+	if _, err := os.Lstat(outputPath); err == nil {
+		return fmt.Errorf("output %s already exists: %w; remove it or choose another path with -o", outputPath, ErrOutputExists)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("check output %s: %w", outputPath, err)
+	}
+	return checkOutputSidecars(outputPath)
+}
+
+// checkOutputSidecars fails when any of outputSidecars exists beside
+// outputPath, naming every one that does.
+func checkOutputSidecars(outputPath string) error {
+	var found []string
+	for _, suffix := range outputSidecars {
+		p := outputPath + suffix
+		if _, err := os.Lstat(p); err == nil {
+			found = append(found, p)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("check %s beside the output: %w", p, err)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	names, verb, they, them := found[0], "exists", "it belongs", "it"
+	if len(found) > 1 {
+		names = strings.Join(found[:len(found)-1], ", ") + " and " + found[len(found)-1]
+		verb, they, them = "exist", "they belong", "them"
+	}
+	return fmt.Errorf("%s %s beside the output; %s to another database, and SQLite would take %s for the restored database's own "+
+		"on its first open (replaying a -wal, rolling back a hot -journal) and corrupt it: move %s away or remove %s, then restore again",
+		names, verb, they, them, them, them)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -82,12 +81,16 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		}
 		out = dbc.Path
 	}
-	if _, err := os.Lstat(out); err == nil {
+	// Before planning, which reads the replica: an output that exists, or
+	// another database's -wal, -shm or -journal beside it, fails at once.
+	if err := litestream.CheckRestoreOutput(out); errors.Is(err, litestream.ErrOutputExists) {
 		if *ifDBNotExists {
 			fmt.Fprintf(c.stdout, "%s already exists; nothing restored (-if-db-not-exists)\n", out)
 			return nil
 		}
 		return fmt.Errorf("%s already exists: restore never overwrites; remove it, choose another -o, or pass -if-db-not-exists", out)
+	} else if err != nil {
+		return err
 	}
 
 	logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -103,7 +106,12 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	progress := newProgressPrinter(c.stderr)
 	opt.Progress = progress.update
 	start := time.Now()
-	if err := litestream.Restore(ctx, plan, out, opt); err != nil {
+	if err := litestream.Restore(ctx, plan, out, opt); errors.Is(err, litestream.ErrOutputExists) && *ifDBNotExists {
+		fmt.Fprintf(c.stdout, "%s appeared while restoring; nothing restored (-if-db-not-exists)\n", out)
+		return nil
+	} else if errors.Is(err, litestream.ErrAgeNoIdentity) && dbc == nil {
+		return fmt.Errorf("%w (a replica URL carries no keys: restore by the database path, from a config file that has them)", err)
+	} else if err != nil {
 		return err
 	}
 	progress.finish()
