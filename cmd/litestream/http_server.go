@@ -80,6 +80,14 @@ func healthProblems(dbs []*litestream.DB, window time.Duration, started, now tim
 	var out []string
 	grace := now.Sub(started) < window
 	for _, db := range dbs {
+		if st := db.Stats(); st.FailedSyncs > 0 {
+			// A database whose WAL cannot be copied is unhealthy at once,
+			// even while its replicas still report successful syncs of
+			// what they have.
+			out = append(out, fmt.Sprintf("database %s: %d syncs in a row failed, for %s: %s", db.Path(), st.FailedSyncs,
+				now.Sub(st.FailingSince).Round(time.Second), oneLine(st.LastSyncErr.Error())))
+			continue
+		}
 		if db.Stats().Generation == "" {
 			if !grace {
 				out = append(out, fmt.Sprintf("database %s is not being replicated yet", db.Path()))

@@ -19,7 +19,7 @@ type metricsCollector struct {
 	dbSize, walSize, shadowIndex, shadowSize                  *prometheus.Desc
 	totalWALBytes, syncCount, syncErrCount, syncSeconds       *prometheus.Desc
 	ckptCount, ckptErrCount, ckptSeconds, ckptLockSeconds     *prometheus.Desc
-	ckptPutOff                                                *prometheus.Desc
+	ckptPutOff, failedSyncs                                   *prometheus.Desc
 	replicaIndex, replicaOffset, replicaWALBytes, replicaLag  *prometheus.Desc
 	validations, opTotal, opBytes, replicaSyncs, replicaFails *prometheus.Desc
 }
@@ -40,6 +40,7 @@ func newMetricsCollector(dbs []*litestream.DB, ops *litestream.OpCounter) *metri
 		syncCount:       d("litestream_sync_count", "WAL copies into the shadow WAL.", db),
 		syncErrCount:    d("litestream_sync_error_count", "Failed WAL copies.", db),
 		syncSeconds:     d("litestream_sync_seconds", "Time spent copying the WAL, in seconds.", db),
+		failedSyncs:     d("litestream_sync_failing", "Syncs in a row that failed, up to now; 0 when the last one succeeded.", db),
 		ckptCount:       d("litestream_checkpoint_count", "Checkpoints run.", []string{"db", "mode"}),
 		ckptErrCount:    d("litestream_checkpoint_error_count", "Failed checkpoints.", []string{"db", "mode"}),
 		ckptSeconds:     d("litestream_checkpoint_seconds", "Time spent checkpointing, in seconds.", []string{"db", "mode"}),
@@ -60,7 +61,7 @@ func newMetricsCollector(dbs []*litestream.DB, ops *litestream.OpCounter) *metri
 // Describe sends every descriptor.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.dbSize, c.walSize, c.shadowIndex, c.shadowSize, c.totalWALBytes, c.syncCount, c.syncErrCount,
-		c.syncSeconds, c.ckptCount, c.ckptErrCount, c.ckptSeconds, c.ckptLockSeconds, c.ckptPutOff, c.replicaIndex, c.replicaOffset, c.replicaWALBytes,
+		c.syncSeconds, c.failedSyncs, c.ckptCount, c.ckptErrCount, c.ckptSeconds, c.ckptLockSeconds, c.ckptPutOff, c.replicaIndex, c.replicaOffset, c.replicaWALBytes,
 		c.replicaLag, c.replicaSyncs, c.replicaFails, c.validations, c.opTotal, c.opBytes} {
 		ch <- d
 	}
@@ -86,6 +87,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.syncCount, float64(st.Syncs), p)
 		counter(c.syncErrCount, float64(st.SyncErrs), p)
 		counter(c.syncSeconds, st.SyncTime.Seconds(), p)
+		gauge(c.failedSyncs, float64(st.FailedSyncs), p)
 		counter(c.ckptCount, float64(st.Checkpoints), p, "PASSIVE")
 		counter(c.ckptErrCount, float64(st.CheckpointErrs), p, "PASSIVE")
 		counter(c.ckptSeconds, st.CheckpointTime.Seconds(), p, "PASSIVE")
