@@ -124,13 +124,18 @@ func (db *DB) startLocked(ctx context.Context) error {
 
 // checkpointLocked runs the checkpoint. Caller holds mu.
 //
+// Under the write lock no transaction can commit, so the copy made there
+// reaches exactly the wal-index's committed end, and the checkpoint that
+// follows counts the same frames: only then may the WAL restart as a
+// rollover (invariant 3 of the shadow WAL). The copy is durable before the
+// lock is released (unlockWrite), and our read transaction is open again
+// before it is, so at most one restart can follow.
+//
 // Unless patient, it waits for the write lock only as long as retryBusy
-// spins (lockSpin), and otherwise puts the checkpoint off to the next sync.
-// Why: past the spin, tries about 1 ms apart rarely land in the
-// microseconds between two of the application's transactions. At 1000
-// rows per transaction, one or two checkpoints a run waited 60 to 170 ms,
-// and then copied and checkpointed the 3 to 8 MB committed meanwhile under
-// the lock, which held the application's commits for 25 ms or more.
+// spins (lockSpin), and otherwise puts the checkpoint off to the next sync:
+// a long wait ends with a large copy under the lock, which holds the
+// application's commits longer (docs/performance.md, "No long waits for
+// the lock").
 func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err error) {
 	ctx = context.WithoutCancel(ctx) // short, and must not stop half way through the lock dance
 	start := time.Now()
@@ -238,7 +243,8 @@ const (
 // checkpointBeforeLock copies most pages into the database while the
 // application goes on writing, so that the checkpoint under the write lock
 // is left with the last few frames, and the lock is held briefly
-// (docs/performance.md, "checkpoint rounds"). Each round moves our read
+// (docs/performance.md, "Large transactions: more rounds before the
+// lock"). Each round moves our read
 // transaction to the WAL's committed end (the only way past our own read
 // mark), copies the WAL up to at least that snapshot, and only then runs a
 // PASSIVE checkpoint; another round follows when the application wrote at

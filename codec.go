@@ -61,12 +61,9 @@ func (c Codec) NewEncoder(w io.Writer) (io.WriteCloser, error) {
 	}
 	zw := lz4.NewWriter(dst)
 	// 64 KiB blocks, not v0.3's 4 MiB: LZ4 matches reach back 64 KiB at
-	// most, so larger blocks compress no better (0.8648 against 0.8665 of
-	// the size on the bench's pages), while a block that fits in cache
-	// encodes those pages 10 to 20% faster and decodes them 10% faster
-	// (pages of one repeated byte: encode ~15% faster, decode ~3% slower;
-	// BenchmarkSegmentEncode/Decode), and each encoder and decoder holds
-	// 64 KiB instead of 4 MiB. Readers take any block size.
+	// most, so larger blocks compress no better, while one that fits in
+	// cache is faster and each encoder holds 64 KiB instead of 4 MiB
+	// (docs/performance.md, "64 KiB LZ4 blocks"). Readers take any size.
 	if err := zw.Apply(
 		lz4.BlockSizeOption(lz4.Block64Kb),
 		lz4.ChecksumOption(true),

@@ -14,40 +14,25 @@ import (
 	"time"
 )
 
-// Engine defaults: Litestream v0.3's, but for MinCheckpointPageN.
+// Engine defaults: Litestream v0.3's, but for MinCheckpointPageN. The
+// measurements behind each are in docs/performance.md.
 const (
 	DefaultMonitorInterval    = 1 * time.Second
 	DefaultCheckpointInterval = 1 * time.Minute
-	// DefaultMinCheckpointPageN is half of v0.3's 1000, which is also
-	// SQLite's own wal_autocheckpoint: at 1000 the application's commit
-	// that reached the mark ran a checkpoint itself, in its own commit, as
-	// the engine's look came up to 25 ms later. At 500 the engine gets
-	// there first and the application's commits rarely checkpoint (only
-	// when a put-off checkpoint lets the WAL reach 1000): 1 row/tx
-	// commits ran at 0.940 of their speed without replication against
-	// 0.876 at 1000 and 0.835 at 2000 (12 paired runs).
+	// DefaultMinCheckpointPageN is below SQLite's own wal_autocheckpoint
+	// (1000, also v0.3's default), so that the engine, not the
+	// application's commit, runs the checkpoint.
 	DefaultMinCheckpointPageN = 500
 	DefaultMaxCheckpointPageN = 10000
-
 	// DefaultLargeTxCheckpointPageN replaces MinCheckpointPageN while the
 	// application's transactions are large (largeTxPages pages or more on
-	// average). Each checkpoint takes the write lock, and the one commit
-	// it blocks sleeps in SQLite's busy handler: with 26- to 45-page
-	// transactions a checkpoint every 500 pages blocked one commit in 11
-	// to 19. The reason for 500, SQLite's own checkpoint attempts in
-	// every commit once the WAL passes 1000 pages, costs large commits
-	// next to nothing. At 1000 rows/tx a writer ran at 0.994 of its
-	// speed without replication with 1000 pages, against 0.947 with 500
-	// (4 of 4 pairs; 0.980 with 2000).
+	// average): each checkpoint's write lock blocks one commit, and large
+	// commits lose next to nothing to SQLite's own checkpoint attempts.
 	DefaultLargeTxCheckpointPageN = 1000
 )
 
 // largeTxPages is the average transaction size, in pages, from which
-// LargeTxCheckpointPageN applies. Measured against 500 with a writer of
-// 100-byte rows (4 paired rounds each): 1-page transactions lose with
-// 1000 (0.907 against 0.931), 2-page ones are even (0.886 against 0.869,
-// means 0.878 and 0.876), 4-page ones gain (0.900 against 0.879), and
-// 26-page ones gain most (0.994 against 0.947).
+// LargeTxCheckpointPageN applies: where 1000 pages began to beat 500.
 const largeTxPages = 4
 
 // DB watches one SQLite database: it copies committed WAL frames into the

@@ -24,19 +24,16 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqliteBusy
 }
 
-// retryBusy runs fn until it does not fail with SQLITE_BUSY. SQLite's own
-// busy handler sleeps ever longer between tries (up to 100 ms each), while
-// an application committing back to back frees the write lock only for
-// microseconds between transactions: a sleeping waiter almost never wins,
-// so under a steady write load checkpoints were starved and the WAL grew
-// without bound. Polling helps only so much: Go's timers wake no sooner
-// than about 1 ms on Linux (measured: 1.07 ms mean for a 20 µs timer), and
-// tries 1 ms apart still waited 20 to 45 ms for the lock at 6000 commits/s,
-// while the WAL grew and so did the copy made under the lock. So for the
-// first lockSpin it tries again at once, yielding the processor in between
-// (median wait 0.3 to 0.5 ms), if there is more than one CPU; then about
-// every millisecond; and after a second, when one long transaction holds
-// the lock, every 5 ms. Its errors do not say what waited: callers do.
+// retryBusy runs fn until it does not fail with SQLITE_BUSY. An
+// application committing back to back frees the write lock only for
+// microseconds between transactions, so a waiter that sleeps, as SQLite's
+// own busy handler does, almost never wins it, and checkpoints starve
+// while the WAL grows. So for the first lockSpin it tries again at once,
+// yielding the processor in between, if there is more than one CPU; then
+// about every millisecond (Go's timers wake no sooner); and after a
+// second, when one long transaction holds the lock, every 5 ms
+// (docs/performance.md, "No long waits for the lock"). Its errors do not
+// say what waited: callers do.
 func retryBusy(ctx context.Context, fn func() error) error {
 	return retryBusyFor(ctx, writeLockTimeout, fn)
 }

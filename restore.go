@@ -151,8 +151,8 @@ func moveIntoPlace(tmp, outputPath string, renameNoReplace func(oldpath, newpath
 }
 
 // quickCheck opens the restored file with SQLite and runs PRAGMA quick_check.
-// It reads the file through a memory map (as far as SQLite's build allows):
-// 40% faster than a read call per page, measured.
+// It reads the file through a memory map (as far as SQLite's build allows),
+// faster than a read call per page (docs/performance.md, "Restore").
 func quickCheck(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", sqliteDSN(path)+"&_pragma=mmap_size(1099511627776)")
 	if err != nil {

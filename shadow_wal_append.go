@@ -108,7 +108,7 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocke
 // left committed bytes unsynced. The shadow must be durable before the WAL
 // can restart, which is only after the write lock is released; so the
 // fsync may run alongside the checkpoint made under the lock, and
-// DB.unlockWrite waits for it (docs/performance.md, "locked copy").
+// DB.unlockWrite waits for it (docs/performance.md, "The shadow fsync beside the checkpoint").
 func (s *ShadowWAL) SyncPending() error {
 	if !s.unsynced {
 		return nil

@@ -30,19 +30,15 @@ const copyAheadFrames = 256
 // holds.
 //
 // Why the first: our read lock keeps the application's own checkpoints
-// from restarting the WAL, so between our syncs the WAL file grows past the
-// size the application alone would keep it at, and a commit that extends
-// the file costs far more than one that reuses it (its fsync must also
-// commit the file's new blocks): with a sync only every second, small
-// transactions ran at three quarters of their speed without replication.
-// Checking the frame at the threshold, rather than the file's size, also
-// sees a reused file fill up again.
+// from restarting the WAL, so between our syncs the WAL file would grow
+// past the size the application alone keeps it at, and a commit that
+// extends the file costs far more than one that reuses it (its fsync must
+// also commit the file's new blocks). Checking the frame at the threshold,
+// rather than the file's size, also sees a reused file fill up again.
 //
-// Why the second: otherwise the copy before each checkpoint took the whole
-// ~4 MB at once, and the application's commits waited behind its fsync on
-// the shared disk. Copies of at most about a megabyte, spread over the
-// cycle, raised the 1 row/tx bench ratio from 0.878 to 0.919 (ratio of
-// median times, 10 interleaved runs; faster in 8 of the 10 pairs).
+// Why the second: otherwise the copy before each checkpoint takes the
+// whole WAL at once, and the application's commits wait behind its fsync
+// on a shared disk (docs/performance.md, "Copies spread over the cycle").
 func (db *DB) walFull(seen *walWatch) bool {
 	if db.MinCheckpointPageN <= 0 {
 		return false
