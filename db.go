@@ -220,22 +220,23 @@ func (db *DB) monitor(ctx context.Context) {
 	defer t.Stop()
 	watch := time.NewTicker(min(walWatchInterval, db.MonitorInterval))
 	defer watch.Stop()
-	var lastErr string
+	var waiting string // the last reason logged for waiting for the database
+	failing := false
 	var seen walWatch
 	for {
 		err := db.Sync(ctx)
 		switch {
 		case err == nil:
-			if lastErr != "" {
+			if failing {
 				db.Logger.Info("sync recovered", "db", db.path)
 			}
-			lastErr = ""
+			waiting, failing = "", false
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errDBNotReady):
-			if msg := err.Error(); msg != lastErr {
+			if msg := err.Error(); msg != waiting {
 				db.Logger.Info("waiting for database", "db", db.path, "reason", msg)
-				lastErr = msg
+				waiting = msg
 			}
 		default:
 			// Logged at every sync until it recovers: a sync that fails
@@ -243,7 +244,7 @@ func (db *DB) monitor(ctx context.Context) {
 			st := db.Stats()
 			db.Logger.Error("sync failed; will retry", "db", db.path, "error", err,
 				"failed_syncs", st.FailedSyncs, "failing_for", time.Since(st.FailingSince).Round(time.Millisecond))
-			lastErr = err.Error()
+			failing = true
 		}
 	wait:
 		for {
