@@ -26,8 +26,8 @@ const copyAheadFrames = 256
 
 // walFull reports whether the WAL holds at least checkpointPageN frames
 // written since its last restart (at most once per walWatchRetry for the
-// same WAL header), or copyAheadFrames frames past what the shadow WAL
-// holds.
+// same WAL header), or copyAheadFrames committed frames past what the
+// shadow WAL holds.
 //
 // Why the first: our read lock keeps the application's own checkpoints
 // from restarting the WAL, so between our syncs the WAL file would grow
@@ -56,8 +56,8 @@ func (db *DB) walFull(seen *walWatch) bool {
 	if err != nil {
 		return false
 	}
-	copied, follows, threshold := db.watchState(hdr)
-	if follows && hasFrame(f, hdr, copied+int64(copyAheadFrames-1)*hdr.FrameSize()) {
+	copied, committed, threshold := db.watchState(hdr)
+	if committed-copied >= copyAheadFrames*hdr.FrameSize() {
 		return true
 	}
 	if hdr == seen.hdr && time.Since(seen.at) < walWatchRetry {
@@ -70,17 +70,23 @@ func (db *DB) walFull(seen *walWatch) bool {
 	return true
 }
 
-// watchState returns the end of what the shadow WAL has copied from the
-// WAL with header hdr, if it follows that WAL, and the checkpoint
-// threshold in pages (checkpointPageN).
-func (db *DB) watchState(hdr WALHeader) (copied int64, follows bool, threshold int) {
+// watchState returns, when the shadow WAL follows the WAL with header hdr,
+// the end of what it has copied and the end of what SQLite's wal-index
+// counts as committed (both 0 otherwise: frames of a transaction still in
+// progress are no reason to copy), and the checkpoint threshold in pages
+// (checkpointPageN).
+func (db *DB) watchState(hdr WALHeader) (copied, committed int64, threshold int) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	threshold = db.checkpointPageN()
-	if db.shadow == nil || !db.shadow.Header().SameWAL(hdr) {
-		return 0, false, threshold
+	if db.shadow == nil || db.files == nil || !db.shadow.Header().SameWAL(hdr) {
+		return 0, 0, threshold
 	}
-	return db.shadow.Size(), true, threshold
+	idx, err := db.files.readWALIndexHeader()
+	if err != nil || !idx.describes(hdr) {
+		return 0, 0, threshold
+	}
+	return db.shadow.Size(), idx.committedEnd(hdr), threshold
 }
 
 // hasFrame reports whether the WAL f holds, at offset off, a frame of the
