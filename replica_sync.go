@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,15 @@ import (
 	"os"
 	"time"
 )
+
+// The rule of every change to a replica, kept here and in retention.go:
+// nothing in a replica is deleted before what replaces it is durable in
+// that replica. So whichever request fails, and whenever the process or
+// the primary is lost, a restore from the replica still reaches every
+// commit it held before. Only a definite answer from the store (an object
+// is missing, or its bytes do not decode or differ from the shadow WAL's)
+// makes a replica start over, see restartAt; an error that proves nothing
+// (network, 5xx, timeout) fails the sync, which is retried.
 
 // run ships the shadow WAL every SyncInterval, and runs the snapshot and
 // retention schedules, until ctx ends.
@@ -119,8 +129,10 @@ func (r *Replica) Sync(ctx context.Context) (err error) {
 }
 
 // locate finds the replica's position in the database's current generation
-// from the replica itself: the end of its last segment. A replica that has
-// nothing usable there restarts at the shadow's current index.
+// from the replica itself: the end of its last segment, if that segment
+// holds the shadow WAL's bytes at its place. A replica that definitely does
+// not continue the shadow starts over at its current index (restartAt); a
+// store that cannot answer fails locate, and the next sync tries again.
 func (r *Replica) locate(ctx context.Context, end Pos) error {
 	gen := end.Generation
 	snaps, err := r.Client.Snapshots(ctx, gen)
@@ -131,67 +143,241 @@ func (r *Replica) locate(ctx context.Context, end Pos) error {
 	if err != nil {
 		return fmt.Errorf("list WAL segments: %w", err)
 	}
-	r.needSnapshot = len(snaps) == 0
-	fresh := Pos{Generation: gen, Index: end.Index}
+	newest := -1
+	for _, s := range snaps {
+		newest = max(newest, s.Index)
+	}
 	if len(segs) == 0 {
-		r.setPos(fresh)
+		r.needSnapshot = newest != end.Index
+		r.setPos(Pos{Generation: gen, Index: end.Index})
 		return nil
 	}
 	last := segs[len(segs)-1]
-	n, err := r.decodedSize(ctx, last)
+	pos, ok, err := r.continuation(ctx, end, last)
 	if err != nil {
-		// A last segment that cannot be read cannot be continued: start
-		// over with a snapshot (safe, if costly, when the cause was only the
-		// network).
-		r.logger().Warn("cannot read the replica's last segment; taking a new snapshot", "error", err)
-		return r.restartAt(ctx, end, segs)
+		return fmt.Errorf("locate the replica's position: %w", err)
 	}
-	pos := Pos{Generation: gen, Index: last.Index, Offset: last.Offset + n}
-	if r.db.shadowHas(pos) {
-		r.setPos(pos)
-		r.logger().Info("replica position recovered", "position", pos.String())
-		return nil
+	if !ok {
+		r.logger().Warn("the replica's last segment does not continue the shadow WAL (missing, damaged, different, or past its end); starting the current index over with a new snapshot",
+			"segment", last.Pos().String(), "shadow_pos", end.String())
+		return r.restartAt(ctx, gen)
 	}
-	r.logger().Warn("replica does not continue the shadow WAL; taking a new snapshot", "replica_pos", pos.String(), "shadow_pos", end.String())
-	return r.restartAt(ctx, end, segs)
+	// A snapshot is owed, besides when there is none, when the newest one
+	// does not chain to the segments: a process stopped between a restart
+	// and its snapshot leaves such a replica.
+	var from []SegmentInfo
+	for _, s := range segs {
+		if s.Index >= newest {
+			from = append(from, s)
+		}
+	}
+	r.needSnapshot = newest < 0 || newest > min(last.Index+1, end.Index) || checkChain(gen, newest, from) != nil
+	r.setPos(pos)
+	r.logger().Info("replica position recovered", "position", pos.String())
+	return nil
 }
 
-// restartAt makes the replica start over at the shadow's current index with
-// a new snapshot. Segments at and after that index would clash with the new
-// ones, so they are removed first.
-func (r *Replica) restartAt(ctx context.Context, end Pos, segs []SegmentInfo) error {
+// continuation returns the end of the replica's last segment as the
+// position to continue from, if the segment holds the shadow WAL's bytes at
+// its place. ok false is a definite no: the segment lies past the shadow's
+// end, its shadow file is gone, or it is missing, does not decode or holds
+// other bytes. err is set when the store could not answer.
+func (r *Replica) continuation(ctx context.Context, end Pos, last SegmentInfo) (pos Pos, ok bool, err error) {
+	if last.Index > end.Index {
+		return Pos{}, false, nil
+	}
+	size, err := r.db.shadowFileSize(last.Index)
+	if errors.Is(err, os.ErrNotExist) {
+		return Pos{}, false, nil
+	} else if err != nil {
+		return Pos{}, false, err
+	}
+	if last.Offset >= size {
+		return Pos{}, false, nil
+	}
+	f, err := os.Open(r.db.shadowPath(end.Generation, last.Index))
+	if errors.Is(err, os.ErrNotExist) {
+		return Pos{}, false, nil
+	} else if err != nil {
+		return Pos{}, false, fmt.Errorf("open shadow WAL: %w", err)
+	}
+	defer f.Close()
+	n, ok, err := r.matchSegment(ctx, last.Pos(), f, size)
+	if err != nil || !ok {
+		return Pos{}, false, err
+	}
+	pos = Pos{Generation: end.Generation, Index: last.Index, Offset: last.Offset + n}
+	return pos, r.db.shadowHas(pos), nil
+}
+
+// restartAt starts the replica over at the shadow WAL's current index I:
+// afterwards its segments of I hold the shadow's bytes from offset 0 to its
+// position, and a new snapshot is due, which the caller takes next (Sync,
+// Snapshot and retention do; locate finds one still owed after a stop).
+//
+// Why a restore never loses a commit meanwhile, whatever request fails. A
+// restore replays the newest snapshot's index from offset 0, and segments
+// are named by index and offset, so I's new segments have its old ones'
+// names; overwriting is safe only with the same bytes. The shadow's
+// committed bytes of I never change, so every object of I is checked
+// against them: one that decodes to the shadow's bytes at its offset stays
+// untouched; a gap gets a new object; only a missing or provably wrong one
+// is overwritten, with the shadow's bytes up to the next object. Each
+// object is at every moment its old self or the shadow's bytes there, so a
+// restore reaches at least what it did. Only then go the objects past the
+// shadow's end (I beyond its size, later indexes and their snapshots) and
+// those overlapping a checked object: they hold no commit of this database
+// that the checked objects lack, and would break a restore of the new
+// snapshot. Older indexes are retention's, after the new snapshot exists.
+func (r *Replica) restartAt(ctx context.Context, gen string) error {
+	end, _ := r.db.ShadowPos()
+	if end.Generation != gen {
+		return fmt.Errorf("restart replica: generation %s ended; the next sync finds the replica's place in the new one", gen)
+	}
+	idx := end.Index
+	size, err := r.db.shadowFileSize(idx)
+	if err != nil {
+		return fmt.Errorf("restart replica at index %s: %w", FormatIndex(idx), err)
+	}
+	f, err := os.Open(r.db.shadowPath(gen, idx))
+	if err != nil {
+		return fmt.Errorf("restart replica: open shadow WAL: %w", err)
+	}
+	defer f.Close()
+	snaps, err := r.Client.Snapshots(ctx, gen)
+	if err != nil {
+		return fmt.Errorf("restart replica: list snapshots: %w", err)
+	}
+	segs, err := r.Client.Segments(ctx, gen)
+	if err != nil {
+		return fmt.Errorf("restart replica: list WAL segments: %w", err)
+	}
+	var cur []SegmentInfo
 	var stale []Pos
 	for _, s := range segs {
-		if s.Index >= end.Index {
+		switch {
+		case s.Index == idx && s.Offset < size:
+			cur = append(cur, s)
+		case s.Index >= idx:
 			stale = append(stale, s.Pos())
+		}
+	}
+
+	off := int64(0) // the shadow's bytes [0, off) of I are in the replica
+	rewritten := 0
+	for i, s := range cur {
+		if s.Offset < off {
+			stale = append(stale, s.Pos()) // inside the object before it
+			continue
+		}
+		if s.Offset > off {
+			if err := r.uploadSegment(ctx, Pos{Generation: gen, Index: idx, Offset: off}, s.Offset); err != nil {
+				return fmt.Errorf("restart replica: %w", err)
+			}
+			rewritten++
+		}
+		n, ok, err := r.matchSegment(ctx, s.Pos(), f, size)
+		if err != nil {
+			return fmt.Errorf("restart replica: %w", err)
+		}
+		if ok {
+			off = s.Offset + n
+			continue
+		}
+		next := size
+		if i+1 < len(cur) {
+			next = cur[i+1].Offset
+		}
+		if err := r.uploadSegment(ctx, s.Pos(), next); err != nil {
+			return fmt.Errorf("restart replica: %w", err)
+		}
+		rewritten++
+		off = next
+	}
+
+	// Snapshots first: a restore takes the newest.
+	for _, s := range snaps {
+		if s.Index > idx {
+			if err := r.Client.DeleteSnapshot(ctx, gen, s.Index); err != nil {
+				return fmt.Errorf("restart replica: delete snapshot past the shadow WAL: %w", err)
+			}
 		}
 	}
 	if len(stale) > 0 {
 		if err := r.Client.DeleteSegments(ctx, stale); err != nil {
-			return fmt.Errorf("delete stale segments: %w", err)
+			return fmt.Errorf("restart replica: delete segments past the shadow WAL: %w", err)
 		}
 	}
 	r.needSnapshot = true
-	r.setPos(Pos{Generation: end.Generation, Index: end.Index})
+	r.setPos(Pos{Generation: gen, Index: idx, Offset: off})
+	r.logger().Info("replica starts its current index over", "position", r.pos.String(),
+		"segments_rewritten", rewritten, "segments_removed", len(stale))
 	return nil
 }
 
-// decodedSize downloads a segment and returns its raw length.
-func (r *Replica) decodedSize(ctx context.Context, s SegmentInfo) (int64, error) {
-	rc, err := r.Client.OpenSegment(ctx, s.Pos())
-	if err != nil {
-		return 0, fmt.Errorf("read segment %s: %w", SegmentName(s.Index, s.Offset), err)
+// matchSegment reads the stored segment at pos and compares its bytes with
+// those of shadow from pos.Offset, of which the first size-pos.Offset are
+// committed. It returns the decoded length and ok if every byte matches.
+// ok false is a definite answer: the segment is missing, does not decode,
+// differs, or is longer. err is set when the store (or the shadow file)
+// could not answer, which proves nothing about the segment.
+func (r *Replica) matchSegment(ctx context.Context, pos Pos, shadow io.ReaderAt, size int64) (n int64, ok bool, err error) {
+	name := SegmentName(pos.Index, pos.Offset)
+	rc, err := r.Client.OpenSegment(ctx, pos)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, fmt.Errorf("read segment %s: %w", name, err)
 	}
 	defer rc.Close()
-	dec, err := r.Codec.NewDecoder(rc)
-	if err != nil {
-		return 0, fmt.Errorf("read segment %s: %w", SegmentName(s.Index, s.Offset), err)
+	src := &storeReader{r: rc}
+	undecodable := func(err error) (int64, bool, error) {
+		if src.err != nil || ctx.Err() != nil {
+			return 0, false, fmt.Errorf("read segment %s: %w", name, err)
+		}
+		return 0, false, nil
 	}
-	n, err := io.Copy(io.Discard, dec)
+	dec, err := r.Codec.NewDecoder(src)
 	if err != nil {
-		return 0, fmt.Errorf("read segment %s: %w", SegmentName(s.Index, s.Offset), err)
+		return undecodable(err)
 	}
-	return n, nil
+	want := io.NewSectionReader(shadow, pos.Offset, max(size-pos.Offset, 0))
+	got, exp := make([]byte, 32<<10), make([]byte, 32<<10)
+	for {
+		k, rerr := dec.Read(got)
+		if k > 0 {
+			if _, err := io.ReadFull(want, exp[:k]); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, false, nil
+			} else if err != nil {
+				return 0, false, fmt.Errorf("read shadow WAL: %w", err)
+			}
+			if !bytes.Equal(got[:k], exp[:k]) {
+				return 0, false, nil
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			return n, true, nil
+		} else if rerr != nil {
+			return undecodable(rerr)
+		}
+	}
+}
+
+// storeReader passes a stored object's bytes on and keeps the store's own
+// read error, so that a failing store (network, timeout) is told apart from
+// bytes that do not decode.
+type storeReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *storeReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // syncSegments uploads the shadow WAL from the replica's position to its
@@ -209,12 +395,11 @@ func (r *Replica) syncSegments(ctx context.Context) error {
 		if errors.Is(err, os.ErrNotExist) {
 			// The shadow file this replica needs is gone (the meta
 			// directory was cleaned by hand?): start over from a snapshot.
-			r.logger().Warn("shadow WAL file needed by the replica is missing; taking a new snapshot", "replica_pos", r.pos.String())
-			segs, lerr := r.Client.Segments(ctx, r.pos.Generation)
-			if lerr != nil {
-				return fmt.Errorf("list WAL segments: %w", lerr)
+			r.logger().Warn("shadow WAL file needed by the replica is missing; starting the current index over with a new snapshot", "replica_pos", r.pos.String())
+			if err := r.restartAt(ctx, r.pos.Generation); err != nil {
+				return err
 			}
-			return r.restartAt(ctx, end, segs)
+			continue // ship the rest of the index before any snapshot
 		} else if err != nil {
 			return err
 		}

@@ -11,6 +11,11 @@ import (
 // the oldest kept snapshot go; generations with no kept snapshot and no
 // recent segment go, except the current one, which gets a new snapshot
 // instead so that it always has one.
+//
+// Everything it deletes is older than a kept snapshot that is already in
+// the replica (the rule at the top of replica_sync.go). So the current
+// generation goes first: its new snapshot, when one is needed, is written
+// before anything in any generation is deleted.
 func (r *Replica) EnforceRetention(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -19,12 +24,21 @@ func (r *Replica) EnforceRetention(ctx context.Context) error {
 		return nil
 	}
 	end, _ := r.db.ShadowPos()
+	if end.IsZero() {
+		return errDBNotReady
+	}
 	cutoff := time.Now().Add(-r.Retention)
 	gens, err := r.Client.Generations(ctx)
 	if err != nil {
 		return fmt.Errorf("retention: list generations: %w", err)
 	}
+	order := []string{end.Generation}
 	for _, gen := range gens {
+		if gen != end.Generation {
+			order = append(order, gen)
+		}
+	}
+	for _, gen := range order {
 		snaps, err := r.Client.Snapshots(ctx, gen)
 		if err != nil {
 			return fmt.Errorf("retention: list snapshots: %w", err)
@@ -36,16 +50,12 @@ func (r *Replica) EnforceRetention(ctx context.Context) error {
 			}
 		}
 		if oldestKept < 0 && gen == end.Generation {
-			// Start the current index over, from offset 0, with the new
-			// snapshot: if the replica lost its files (deleted by hand), the
-			// segments of that index may be gone too, and a snapshot needs
-			// every one of them.
-			segs, err := r.Client.Segments(ctx, gen)
-			if err != nil {
-				return fmt.Errorf("retention: list segments: %w", err)
-			}
-			end, _ = r.db.ShadowPos()
-			if err := r.restartAt(ctx, end, segs); err != nil {
+			// Start the current index over with the new snapshot: if the
+			// replica lost files (deleted by hand), segments of that index
+			// may be gone too, and the snapshot needs every one of them.
+			// restartAt writes what is missing and deletes nothing the
+			// database still has.
+			if err := r.restartAt(ctx, gen); err != nil {
 				return fmt.Errorf("retention: %w", err)
 			}
 			info, err := r.snapshotLocked(ctx)
