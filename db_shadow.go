@@ -68,3 +68,13 @@ func (db *DB) removeShadowBefore() {
 		db.Logger.Warn("cannot remove old shadow WAL files", "db", db.path, "error", err)
 	}
 }
+
+// requestNewGeneration makes the next copy start a new generation, if gen
+// is still the current one.
+func (db *DB) requestNewGeneration(gen, reason string) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.generation == gen && db.newGenReason == "" {
+		db.newGenReason = reason
+	}
+}

@@ -153,12 +153,15 @@ func (r *Replica) locate(ctx context.Context, end Pos) error {
 		return nil
 	}
 	last := segs[len(segs)-1]
-	pos, ok, err := r.continuation(ctx, end, last)
+	pos, m, err := r.continuation(ctx, end, last)
 	if err != nil {
 		return fmt.Errorf("locate the replica's position: %w", err)
 	}
-	if !ok {
-		r.logger().Warn("the replica's last segment does not continue the shadow WAL (missing, damaged, different, or past its end); starting the current index over with a new snapshot",
+	switch m {
+	case segmentDiverges:
+		return r.diverged(last.Pos(), end)
+	case segmentUnreadable:
+		r.logger().Warn("the replica's last segment is missing or damaged; starting the current index over with a new snapshot",
 			"segment", last.Pos().String(), "shadow_pos", end.String())
 		return r.restartAt(ctx, gen)
 	}
@@ -179,35 +182,39 @@ func (r *Replica) locate(ctx context.Context, end Pos) error {
 
 // continuation returns the end of the replica's last segment as the
 // position to continue from, if the segment holds the shadow WAL's bytes at
-// its place. ok false is a definite no: the segment lies past the shadow's
-// end, its shadow file is gone, or it is missing, does not decode or holds
-// other bytes. err is set when the store could not answer.
-func (r *Replica) continuation(ctx context.Context, end Pos, last SegmentInfo) (pos Pos, ok bool, err error) {
+// its place (segmentMatches). segmentDiverges: it lies past the shadow's
+// end or holds other or more bytes. segmentUnreadable: its shadow file is
+// gone, or it is missing or does not decode. err is set when the store
+// could not answer.
+func (r *Replica) continuation(ctx context.Context, end Pos, last SegmentInfo) (Pos, segmentMatch, error) {
 	if last.Index > end.Index {
-		return Pos{}, false, nil
+		return Pos{}, segmentDiverges, nil
 	}
 	size, err := r.db.shadowFileSize(last.Index)
 	if errors.Is(err, os.ErrNotExist) {
-		return Pos{}, false, nil
+		return Pos{}, segmentUnreadable, nil
 	} else if err != nil {
-		return Pos{}, false, err
+		return Pos{}, segmentUnreadable, err
 	}
 	if last.Offset >= size {
-		return Pos{}, false, nil
+		return Pos{}, segmentDiverges, nil
 	}
 	f, err := os.Open(r.db.shadowPath(end.Generation, last.Index))
 	if errors.Is(err, os.ErrNotExist) {
-		return Pos{}, false, nil
+		return Pos{}, segmentUnreadable, nil
 	} else if err != nil {
-		return Pos{}, false, fmt.Errorf("open shadow WAL: %w", err)
+		return Pos{}, segmentUnreadable, fmt.Errorf("open shadow WAL: %w", err)
 	}
 	defer f.Close()
-	n, ok, err := r.matchSegment(ctx, last.Pos(), f, size)
-	if err != nil || !ok {
-		return Pos{}, false, err
+	n, m, err := r.matchSegment(ctx, last.Pos(), f, size)
+	if err != nil || m != segmentMatches {
+		return Pos{}, m, err
 	}
-	pos = Pos{Generation: end.Generation, Index: last.Index, Offset: last.Offset + n}
-	return pos, r.db.shadowHas(pos), nil
+	pos := Pos{Generation: end.Generation, Index: last.Index, Offset: last.Offset + n}
+	if !r.db.shadowHas(pos) {
+		return Pos{}, segmentDiverges, nil
+	}
+	return pos, segmentMatches, nil
 }
 
 // restartAt starts the replica over at the shadow WAL's current index I:
@@ -276,13 +283,16 @@ func (r *Replica) restartAt(ctx context.Context, gen string) error {
 			}
 			rewritten++
 		}
-		n, ok, err := r.matchSegment(ctx, s.Pos(), f, size)
+		n, m, err := r.matchSegment(ctx, s.Pos(), f, size)
 		if err != nil {
 			return fmt.Errorf("restart replica: %w", err)
 		}
-		if ok {
+		switch m {
+		case segmentMatches:
 			off = s.Offset + n
 			continue
+		case segmentDiverges:
+			return r.diverged(s.Pos(), end)
 		}
 		next := size
 		if i+1 < len(cur) {
@@ -315,27 +325,99 @@ func (r *Replica) restartAt(ctx context.Context, gen string) error {
 	return nil
 }
 
+// diverged handles a replica that holds, at pos, commits the shadow WAL at
+// end never had: nothing of it is overwritten or deleted; the database
+// starts a new generation, which the replica takes up at its next sync,
+// and the old generation stays restorable (-generation) until retention.
+func (r *Replica) diverged(pos, end Pos) error {
+	reason := fmt.Sprintf("replica %s holds WAL data at %s that the shadow WAL (at %s) never had, for example after the meta directory was restored from a backup", r.Name, pos, end)
+	r.db.requestNewGeneration(end.Generation, reason)
+	return fmt.Errorf("%s: a new generation starts, and the replica's data is kept", reason)
+}
+
+// otherHistory tells a segment whose bytes differ from the shadow WAL's
+// apart: damaged (a flipped byte, a torn write: its frames do not chain)
+// or another history of the same WAL (every frame chains, from the
+// shadow's checksum at pos, to its end). Only the first may be replaced.
+func (r *Replica) otherHistory(ctx context.Context, pos Pos, shadow io.ReaderAt) segmentMatch {
+	var hb [WALHeaderSize]byte
+	if _, err := shadow.ReadAt(hb[:], 0); err != nil {
+		return segmentUnreadable
+	}
+	hdr, err := ParseWALHeader(hb[:])
+	if err != nil {
+		return segmentUnreadable
+	}
+	s1, s2 := hdr.Checksum1, hdr.Checksum2
+	if pos.Offset > WALHeaderSize {
+		if s1, s2, err = frameChecksumAt(shadow, hdr, pos.Offset); err != nil {
+			return segmentUnreadable
+		}
+	}
+	rc, err := r.Client.OpenSegment(ctx, pos)
+	if err != nil {
+		return segmentUnreadable
+	}
+	defer rc.Close()
+	dec, err := r.Codec.NewDecoder(rc)
+	if err != nil {
+		return segmentUnreadable
+	}
+	src := io.Reader(dec)
+	if pos.Offset == 0 {
+		if _, err := io.ReadFull(dec, hb[:]); err != nil || !bytes.Equal(hb[:], hdr.Encode()) {
+			return segmentUnreadable
+		}
+	}
+	rd := NewWALReader(src, hdr, s1, s2)
+	frames := 0
+	for {
+		_, _, err := rd.Next()
+		if errors.Is(err, io.EOF) && frames > 0 {
+			return segmentDiverges
+		} else if err != nil {
+			return segmentUnreadable
+		}
+		frames++
+	}
+}
+
+// segmentMatch is what matchSegment found of a stored segment.
+type segmentMatch int
+
+const (
+	// segmentMatches: every byte is the shadow WAL's.
+	segmentMatches segmentMatch = iota
+	// segmentUnreadable: the segment is missing or does not decode; the
+	// shadow WAL's bytes may take its place.
+	segmentUnreadable
+	// segmentDiverges: the segment decodes to other bytes than the shadow
+	// WAL's, or to more: the replica holds commits this shadow WAL never
+	// had (a restored meta directory, a second engine), which must not be
+	// overwritten or deleted. A new generation starts instead.
+	segmentDiverges
+)
+
 // matchSegment reads the stored segment at pos and compares its bytes with
 // those of shadow from pos.Offset, of which the first size-pos.Offset are
-// committed. It returns the decoded length and ok if every byte matches.
-// ok false is a definite answer: the segment is missing, does not decode,
-// differs, or is longer. err is set when the store (or the shadow file)
-// could not answer, which proves nothing about the segment.
-func (r *Replica) matchSegment(ctx context.Context, pos Pos, shadow io.ReaderAt, size int64) (n int64, ok bool, err error) {
+// committed. It returns the decoded length and what it found; err is set
+// when the store (or the shadow file) could not answer, which proves
+// nothing about the segment.
+func (r *Replica) matchSegment(ctx context.Context, pos Pos, shadow io.ReaderAt, size int64) (n int64, m segmentMatch, err error) {
 	name := SegmentName(pos.Index, pos.Offset)
 	rc, err := r.Client.OpenSegment(ctx, pos)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
+		return 0, segmentUnreadable, nil
 	} else if err != nil {
-		return 0, false, fmt.Errorf("read segment %s: %w", name, err)
+		return 0, segmentUnreadable, fmt.Errorf("read segment %s: %w", name, err)
 	}
 	defer rc.Close()
 	src := &storeReader{r: rc}
-	undecodable := func(err error) (int64, bool, error) {
+	undecodable := func(err error) (int64, segmentMatch, error) {
 		if src.err != nil || ctx.Err() != nil {
-			return 0, false, fmt.Errorf("read segment %s: %w", name, err)
+			return 0, segmentUnreadable, fmt.Errorf("read segment %s: %w", name, err)
 		}
-		return 0, false, nil
+		return 0, segmentUnreadable, nil
 	}
 	dec, err := r.Codec.NewDecoder(src)
 	if err != nil {
@@ -347,17 +429,17 @@ func (r *Replica) matchSegment(ctx context.Context, pos Pos, shadow io.ReaderAt,
 		k, rerr := dec.Read(got)
 		if k > 0 {
 			if _, err := io.ReadFull(want, exp[:k]); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, false, nil
+				return 0, segmentDiverges, nil // longer than the shadow
 			} else if err != nil {
-				return 0, false, fmt.Errorf("read shadow WAL: %w", err)
+				return 0, segmentUnreadable, fmt.Errorf("read shadow WAL: %w", err)
 			}
 			if !bytes.Equal(got[:k], exp[:k]) {
-				return 0, false, nil
+				return 0, r.otherHistory(ctx, pos, shadow), nil
 			}
 			n += int64(k)
 		}
 		if rerr == io.EOF {
-			return n, true, nil
+			return n, segmentMatches, nil
 		} else if rerr != nil {
 			return undecodable(rerr)
 		}
