@@ -32,6 +32,7 @@ func TestBrokenReplicas(t *testing.T) {
 	w.Wait(time.Minute)
 	time.Sleep(500 * time.Millisecond)
 	stopReplicate(t, rep)
+	requireLive(t, dbPath, 500)
 
 	walDir := filepath.Join(replica, "generations", onlyGeneration(t, replica), "wal")
 	late := segmentsAfter(t, walDir, ts)
@@ -125,6 +126,8 @@ func TestBrokenReplicas(t *testing.T) {
 		if fmt.Sprint(counts) != "[150 250]" {
 			t.Fatalf("generations restore to %v transactions, want one of 150 and one of 250", counts)
 		}
+		requireLive(t, a, 150)
+		requireLive(t, b, 250)
 		tried++
 	})
 	figure(t, "broken-replica cases tried", tried)

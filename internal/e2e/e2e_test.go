@@ -129,6 +129,7 @@ func TestReplicateRestore(t *testing.T) {
 	if n := generationCount(t, replica); n != 1 {
 		t.Fatalf("%d generations, want 1", n)
 	}
+	requireLive(t, dbPath, 3000)
 }
 
 // TestKillAndRestart: kill -9 replicate while a writer streams, restart it;
@@ -161,6 +162,7 @@ func TestKillAndRestart(t *testing.T) {
 	if n := generationCount(t, replica); n != 1 {
 		t.Fatalf("%d generations after kill -9 restarts, want 1 (continuity held)", n)
 	}
+	requireLive(t, dbPath, w.LastCommitted())
 }
 
 // TestAppCheckpoints: the application checkpoints on its own while
@@ -178,6 +180,7 @@ func TestAppCheckpoints(t *testing.T) {
 	}
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 1500, replica)
+	requireLive(t, dbPath, 1500)
 
 	// While replicate is stopped, the app writes and truncates the WAL.
 	w = Start(t, bin.Writer, "-db", dbPath, "-n", "200", "-truncate-every", "50")
@@ -196,6 +199,7 @@ func TestAppCheckpoints(t *testing.T) {
 	if n := generationCount(t, replica); n != 2 {
 		t.Fatalf("%d generations, want 2", n)
 	}
+	requireLive(t, dbPath, 1700)
 }
 
 // TestTwoReplicas: one of two replicas is deleted half way; the other still
@@ -217,6 +221,7 @@ func TestTwoReplicas(t *testing.T) {
 	stopReplicate(t, rep)
 	restoreAndVerify(t, w.LastCommitted(), "-config", cfg, "-replica", "b", dbPath)
 	restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath) // picks the newest, whichever it is
+	requireLive(t, dbPath, w.LastCommitted())
 }
 
 // TestPointInTimeCLI: -timestamp gives exactly the state at that time.
@@ -239,6 +244,7 @@ func TestPointInTimeCLI(t *testing.T) {
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 300, "-timestamp", ts, replica)
 	restoreAndVerify(t, 500, replica)
+	requireLive(t, dbPath, 500)
 }
 
 // TestBadInput: each mistake gives one error line and exit 1, and loses
@@ -316,6 +322,7 @@ func TestBadInput(t *testing.T) {
 		time.Sleep(2500 * time.Millisecond)
 		stopReplicate(t, rep)
 		restoreAndVerify(t, 50, replica)
+		requireLive(t, dbPath, 50)
 	})
 
 	t.Run("rollback journal database is switched to WAL", func(t *testing.T) {
@@ -327,5 +334,6 @@ func TestBadInput(t *testing.T) {
 		time.Sleep(2500 * time.Millisecond)
 		stopReplicate(t, rep)
 		restoreAndVerify(t, 20, replica)
+		requireLive(t, dbPath, 20)
 	})
 }

@@ -41,6 +41,7 @@ func TestKilledMidSnapshotLeavesNoTempFile(t *testing.T) {
 	waitNoTempFiles(t, replica, rep)
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 150, "-config", cfg, dbPath)
+	requireLive(t, dbPath, 150)
 }
 
 // largeDatabase writes mb transactions of 1000 rows of 1000 random bytes
@@ -136,4 +137,5 @@ func TestKilledRestoreLeavesNoTempDir(t *testing.T) {
 	if n, err := sqlwriter.Verify(context.Background(), out); err != nil || n != 60 {
 		t.Fatalf("restored database: %d transactions, %v; want 60", n, err)
 	}
+	requireLive(t, dbPath, 60)
 }

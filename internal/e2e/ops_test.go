@@ -130,6 +130,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	WaitFor(t, 60*time.Second, "healthz 200 once S3 is back", func() bool { code, _ := httpGet(url + "/healthz"); return code == 200 })
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 450, "-config", cfg, dbPath)
+	requireLive(t, dbPath, 450)
 }
 
 func prependConfig(t *testing.T, path, text string) {
@@ -152,6 +153,7 @@ func TestExec(t *testing.T) {
 		t.Fatalf("exit %d, want the child's 3; stderr %s", code, stderr)
 	}
 	restoreAndVerify(t, 200, replica)
+	requireLive(t, dbPath, 200)
 
 	// The child is stopped by a signal sent to litestream.
 	rep := Start(t, bin.Litestream, "replicate", "-config", cfg, "-exec", bin.Writer+" -db "+dbPath+" -n 0 -every 5ms")
@@ -163,6 +165,8 @@ func TestExec(t *testing.T) {
 	if !strings.Contains(rep.Output(), "forwarding signal") {
 		t.Errorf("signal not forwarded:\n%s", rep.Output())
 	}
+	// The child's "committed N" lines reach replicate's output.
+	requireLive(t, dbPath, rep.LastCommitted())
 }
 
 func TestOpsBadInput(t *testing.T) {

@@ -80,6 +80,8 @@ func commitLatencies(t *testing.T, n int, engine bool) []time.Duration {
 		stopReplicate(t, rep)
 		restoreAndVerify(t, w.LastTx(), replica)
 	}
+	rtx.Rollback()
+	requireLive(t, dbPath, w.LastTx())
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return lat
 }

@@ -55,4 +55,5 @@ func TestS3ReplicateRestoreWithOutage(t *testing.T) {
 	if n := generationCount(t, u); n != 1 {
 		t.Fatalf("%d generations", n)
 	}
+	requireLive(t, dbPath, w.LastCommitted())
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -32,8 +33,11 @@ func figure(t *testing.T, name string, v any) {
 
 // TestCrashLoop kills replicate with SIGKILL at random moments (copying,
 // checkpointing, snapshotting, uploading) and the writer in the middle of
-// transactions, restarts both, and finally checks that a restore holds
-// exactly every committed transaction.
+// transactions, restarts both, and finally checks that the application's
+// database is intact with every committed transaction and that a restore
+// is exactly that database. Each restart of the writer changes its kind:
+// sqlwriter keeping one connection, sqlwriter with a connection per
+// transaction, the sqlite3 shell with a process per transaction.
 func TestCrashLoop(t *testing.T) {
 	dir := t.TempDir()
 	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
@@ -45,22 +49,17 @@ func TestCrashLoop(t *testing.T) {
 
 	cycles := tortureCycles()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	var w *Proc
-	startWriter := func() {
-		// Multi-page transactions, at a pace that keeps the database to
-		// about 2 GB after 1000 cycles: at full speed it grew past 20 GB,
-		// and with a snapshot every 700 ms the disk filled up.
-		w = Start(t, bin.Writer, "-db", dbPath, "-n", "0", "-rows", "8", "-size", "3000", "-every", "4ms")
-	}
-	startWriter()
+	w := &crashWriter{t: t, db: dbPath, want: zooWant{txsAtLeast: true}}
+	w.start()
 	kills := 0
 	for i := 0; i < cycles; i++ {
 		rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 		time.Sleep(time.Duration(50+rng.IntN(600)) * time.Millisecond)
-		if rng.IntN(4) == 0 {
-			w.Signal(syscall.SIGKILL) // mid-transaction, most likely
-			w.Wait(10 * time.Second)
-			startWriter()
+		// At a third and two thirds of the way too, so that even the
+		// short loop of make test runs every kind of writer.
+		if rng.IntN(4) == 0 || i == cycles/3 || i == 2*cycles/3 {
+			w.kill() // mid-transaction, most likely
+			w.start()
 		}
 		rep.Signal(syscall.SIGKILL)
 		rep.Wait(10 * time.Second)
@@ -68,26 +67,90 @@ func TestCrashLoop(t *testing.T) {
 	}
 	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 	time.Sleep(500 * time.Millisecond)
-	w.Signal(syscall.SIGINT)
-	w.Wait(time.Minute)
+	w.stop()
 	// Each start removes the temporary files the last kill left; before
 	// that, kills during snapshots of the growing database filled the disk.
 	waitNoTempFiles(t, replica, rep)
+	running := requireLiveApps(t, dbPath, w.want, "while replicate runs")
 	stopReplicate(t, rep)
-	last := lastTx(t, dbPath)
-	restoreAndVerify(t, last, replica)
+	after := requireLiveApps(t, dbPath, w.want, "after replicate stopped")
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if stdout, stderr, code := Run(context.Background(), bin.Litestream, "restore", "-o", out, replica); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, stdout, stderr)
+	}
+	restored, err := readAppState(out)
+	if err != nil {
+		t.Fatalf("restored database: %v", err)
+	}
+	if d := restoreDiffers(restored, running, after, true); d != "" {
+		t.Fatalf("the restore is not the application's database: %s", d)
+	}
 	figure(t, "crash cycles (kill -9 of replicate)", kills)
+	figure(t, "crash-loop writers (kept connection / connection per transaction / sqlite3 shell)",
+		fmt.Sprintf("%d / %d / %d", w.started[0], w.started[1], w.started[2]))
 	figure(t, "transactions lost in crash loop", 0)
 }
 
-// lastTx reads the highest committed transaction from the live database.
-func lastTx(t *testing.T, dbPath string) int {
-	t.Helper()
-	m, err := verifyLive(dbPath)
-	if err != nil {
-		t.Fatalf("live database: %v", err)
+// crashWriter is the crash loop's application: one writer at a time, each
+// of the kind after the last one's.
+type crashWriter struct {
+	t       *testing.T
+	db      string
+	want    zooWant // what the writers so far committed
+	started [3]int  // writers started, by kind
+	n       int     // writers started
+	proc    *Proc   // the running sqlwriter, or
+	shell   *shellWriter
+}
+
+func (c *crashWriter) start() {
+	kind := c.n % 3
+	c.n++
+	c.started[kind]++
+	if kind == 2 {
+		// Transaction numbers of their own: rows ids stay distinct.
+		c.shell = startShellWriter(c.t, c.db, c.n*1000000, 0, 4*time.Millisecond, nil)
+		return
 	}
-	return m
+	// Multi-page transactions, at a pace that keeps the database to about
+	// 2 GB after 1000 cycles: at full speed it grew past 20 GB, and with a
+	// snapshot every 700 ms the disk filled up.
+	args := []string{"-db", c.db, "-n", "0", "-rows", "8", "-size", "3000", "-every", "4ms"}
+	if kind == 1 {
+		args = append(args, "-conn-per-tx")
+	}
+	c.proc = Start(c.t, bin.Writer, args...)
+}
+
+// kill ends the running writer with SIGKILL.
+func (c *crashWriter) kill() {
+	c.end(syscall.SIGKILL, (*shellWriter).Kill)
+}
+
+// stop ends the running writer as it ends on its own: SIGINT (it closes
+// its database), or the shell's current process left to exit.
+func (c *crashWriter) stop() {
+	c.end(syscall.SIGINT, (*shellWriter).Stop)
+}
+
+// end stops the running writer (sig for sqlwriter, shell for the shell)
+// and adds what it committed to c.want.
+func (c *crashWriter) end(sig syscall.Signal, shell func(*shellWriter)) {
+	c.t.Helper()
+	if c.proc != nil {
+		c.proc.Signal(sig)
+		c.proc.Wait(time.Minute)
+		c.want.txs = max(c.want.txs, c.proc.LastCommitted())
+		c.proc = nil
+	}
+	if c.shell != nil {
+		shell(c.shell)
+		if err := c.shell.Wait(); err != nil {
+			c.t.Fatalf("the shell application failed: %v", err)
+		}
+		c.shell.addTo(&c.want)
+		c.shell = nil
+	}
 }
 
 // TestObjectStoreFaults replicates and restores through a proxy that
@@ -120,6 +183,7 @@ func TestObjectStoreFaults(t *testing.T) {
 	time.Sleep(time.Second)
 	stopReplicate(t, rep)
 	restoreAndVerify(t, n, "-parallelism", "4", fmt.Sprintf("s3://%s/app?endpoint=%s", bucket, proxy.Endpoint()))
+	requireLive(t, dbPath, n)
 	figure(t, "object-store faults injected (replication and restore)", proxy.Injected.Load())
 	figure(t, "transactions lost under object-store faults", 0)
 }
@@ -148,6 +212,7 @@ func TestHostileApp(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 120, replica)
+	requireLive(t, dbPath, 120)
 
 	// VACUUM, then several writer processes at once.
 	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
@@ -165,10 +230,7 @@ func TestHostileApp(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	stopReplicate(t, rep)
-	out := restoreAndVerifyAtLeast(t, replica)
-	if live := lastTx(t, dbPath); live != out {
-		t.Fatalf("restored %d transactions, live database has %d", out, live)
-	}
+	requireLive(t, dbPath, restoreAndVerifyAtLeast(t, replica))
 }
 
 // TestFullDisk puts the meta directory on a small tmpfs that fills up: the
@@ -201,6 +263,7 @@ func TestFullDisk(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	stopReplicate(t, rep)
 	restoreAndVerify(t, 400, replica)
+	requireLive(t, dbPath, 400)
 	figure(t, "full-disk recoveries", 1)
 }
 
@@ -228,4 +291,5 @@ func TestPageSizeChange(t *testing.T) {
 	if ps, err := pageSize(out); err != nil || ps != 8192 {
 		t.Fatalf("restored page size %d (%v), want 8192", ps, err)
 	}
+	requireLive(t, dbPath, 300)
 }

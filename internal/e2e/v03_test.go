@@ -72,6 +72,7 @@ func TestV03Interop(t *testing.T) {
 		rep.Wait(time.Minute)
 		restoreAndVerify(t, w.LastCommitted(), replica)
 		restoreAndVerify(t, w.LastCommitted(), "file://"+replica)
+		requireLive(t, dbPath, w.LastCommitted())
 	})
 }
 
@@ -86,6 +87,7 @@ func replicateOurs(t *testing.T, dir, dbPath, replica string) int {
 	w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
 	w.Wait(2 * time.Minute)
 	stopReplicate(t, rep)
+	requireLive(t, dbPath, w.LastCommitted())
 	return w.LastCommitted()
 }
 

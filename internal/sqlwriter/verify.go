@@ -32,9 +32,10 @@ func Sum(payload []byte) string {
 
 // Verify checks a database written by the writer: PRAGMA integrity_check is
 // ok, and its rows are exactly transactions 1..m, each whole, with intact
-// payloads. It returns m.
+// payloads. It returns m. It may run while other processes use the
+// database (the busy timeout waits out their WAL recovery and locks).
 func Verify(ctx context.Context, path string) (int, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return 0, err
 	}
