@@ -244,11 +244,11 @@ const (
 // application goes on writing, so that the checkpoint under the write lock
 // is left with the last few frames, and the lock is held briefly
 // (docs/performance.md, "Large transactions: more rounds before the
-// lock"). Each round moves our read
-// transaction to the WAL's committed end (the only way past our own read
-// mark), copies the WAL up to at least that snapshot, and only then runs a
-// PASSIVE checkpoint; another round follows when the application wrote at
-// least preCheckpointFrames frames meanwhile.
+// lock"). Each round moves our read transaction to the WAL's committed end
+// (the only way past our own read mark), copies the WAL up to at least
+// that snapshot, and only then runs a PASSIVE checkpoint; another round
+// follows when the application wrote at least preCheckpointFrames frames
+// meanwhile.
 //
 // Invariant: a checkpoint, ours or the application's, can copy into the
 // database file only frames at or below our read transaction's snapshot,
