@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,6 +82,7 @@ type DB struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	closed atomic.Bool
 }
 
 // DBStats are counters kept for metrics and tests.
@@ -171,7 +173,11 @@ func (db *DB) Open() error {
 
 // Close stops the loops, makes a last sync of the database and of every
 // replica (bounded by ctx), releases the read lock and closes the database.
+// Calls after the first do nothing.
 func (db *DB) Close(ctx context.Context) error {
+	if db.closed.Swap(true) {
+		return nil
+	}
 	if db.cancel != nil {
 		db.cancel()
 		db.wg.Wait()

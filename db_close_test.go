@@ -28,14 +28,8 @@ func TestDB_CloseNeverCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, r := newTestDB(t, path, replicaDir)
-	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
-	if err := db.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, r := newManualDB(t, path, replicaDir)
+	syncAll(t, db, r)
 	walBefore, err := os.Stat(path + "-wal")
 	if err != nil {
 		t.Fatal(err)
@@ -65,15 +59,8 @@ func TestDB_SnapshotBesideHeldCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	w, path, replicaDir := openWriter(t, 0)
 	commitRows(t, w, 20)
-	db, r := newTestDB(t, path, replicaDir)
-	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
-	defer db.Close(ctx)
-	if err := db.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, r := newManualDB(t, path, replicaDir)
+	syncAll(t, db, r)
 	reader := appConn(t, "file:"+path)
 	if _, err := reader.ExecContext(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)

@@ -86,32 +86,21 @@ func TestDB_FramesPastWALIndexAreNotCommitted(t *testing.T) {
 	ctx := context.Background()
 	w, path, replicaDir := openWriter(t, 0)
 	commitRows(t, w, 5)
-	db, r := newTestDB(t, path, replicaDir)
-	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
-	defer db.Close(ctx)
-	sync := func() {
-		t.Helper()
-		if err := db.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sync()
+	db, r := newManualDB(t, path, replicaDir)
+	syncAll(t, db, r)
 	size := db.Stats().ShadowSize
 	appendFakeCommit(t, path+"-wal", 3)
-	sync()
+	syncAll(t, db, r)
 	if got := db.Stats().ShadowSize; got != size {
 		t.Errorf("the shadow WAL took frames the wal-index does not count: %d -> %d bytes", size, got)
 	}
 	commitRows(t, w, 1) // written over the fake frames
-	sync()
+	syncAll(t, db, r)
 	if err := db.Checkpoint(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	commitRows(t, w, 3)
-	sync()
+	syncAll(t, db, r)
 	requireRestoresAll(t, replicaDir, w)
 }
 
@@ -145,15 +134,8 @@ func TestDB_RolledBackFramesNeverShipped(t *testing.T) {
 	ctx := context.Background()
 	w, path, replicaDir := openWriter(t, 0)
 	commitRows(t, w, 5)
-	db, r := newTestDB(t, path, replicaDir)
-	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
-	defer db.Close(ctx)
-	if err := db.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, r := newManualDB(t, path, replicaDir)
+	syncAll(t, db, r)
 	conn := appConn(t, "file:"+path+"?_pragma=cache_size(5)&_pragma=busy_timeout(5000)")
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
@@ -164,12 +146,7 @@ func TestDB_RolledBackFramesNeverShipped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Sync(ctx); err != nil { // the spilled frames are in the WAL now
-		t.Fatal(err)
-	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	syncAll(t, db, r) // the spilled frames are in the WAL now
 	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
@@ -177,12 +154,7 @@ func TestDB_RolledBackFramesNeverShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	commitRows(t, w, 3)
-	if err := db.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	syncAll(t, db, r)
 	if db.Stats().ShadowIndex == 0 {
 		t.Fatal("no rollover happened")
 	}

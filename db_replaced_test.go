@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/litestream-go/litestream"
-	"github.com/litestream-go/litestream/file"
 )
 
 // shell runs one statement in the sqlite3 shell, a process of its own, as
@@ -65,19 +64,8 @@ func TestDB_WALReplacedBehindTheEngine(t *testing.T) {
 		}
 	}
 	insert(1, 5)
-	db, r := newTestDB(t, path, replicaDir)
-	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
-	defer db.Close(ctx)
-	sync := func() {
-		t.Helper()
-		if err := db.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sync()
+	db, r := newManualDB(t, path, replicaDir)
+	syncAll(t, db, r)
 	gen := db.Stats().Generation
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := os.Remove(path + suffix); err != nil {
@@ -85,36 +73,18 @@ func TestDB_WALReplacedBehindTheEngine(t *testing.T) {
 		}
 	}
 	insert(6, 10)
-	sync()
+	syncAll(t, db, r)
 	if got := db.Stats().Generation; got == gen {
 		t.Fatalf("still in generation %s after the WAL was replaced", gen)
 	}
 	insert(11, 15)
-	sync()
+	syncAll(t, db, r)
 	requireRows(t, path, 15)
-	requireRows(t, restoreLatestRows(t, replicaDir), 15)
+	requireRows(t, restoreFile(t, replicaDir, litestream.RestoreOptions{Index: litestream.NoIndex}), 15)
 	if err := db.Close(ctx); err != nil {
 		t.Fatalf("last sync: %v", err)
 	}
 	requireRows(t, path, 15)
-}
-
-// restoreLatestRows restores the latest state of the file replica in dir into a
-// new file and returns its path.
-func restoreLatestRows(t *testing.T, dir string) string {
-	t.Helper()
-	ctx := context.Background()
-	opt := litestream.RestoreOptions{Index: litestream.NoIndex}
-	r := litestream.NewReplica("file", file.NewReplicaClient(dir))
-	plan, err := litestream.PlanRestore(ctx, []*litestream.Replica{r}, opt)
-	if err != nil {
-		t.Fatalf("plan restore: %v", err)
-	}
-	out := filepath.Join(t.TempDir(), "restored.db")
-	if err := litestream.Restore(ctx, plan, out, opt); err != nil {
-		t.Fatalf("restore %s: %v", plan, err)
-	}
-	return out
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

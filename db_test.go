@@ -36,8 +36,31 @@ func newTestDB(t *testing.T, path, replicaDir string) (*litestream.DB, *litestre
 	return db, r
 }
 
-// restoreLatest restores the replica in dir to a new file and verifies it.
-func restoreLatest(t *testing.T, dir string, opt litestream.RestoreOptions) (string, int) {
+// newManualDB is newTestDB with the engine's own checkpoints off, for a
+// test that runs every sync and checkpoint itself; it is closed when the
+// test ends.
+func newManualDB(t *testing.T, path, replicaDir string) (*litestream.DB, *litestream.Replica) {
+	t.Helper()
+	db, r := newTestDB(t, path, replicaDir)
+	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
+	t.Cleanup(func() { db.Close(context.Background()) })
+	return db, r
+}
+
+// syncAll copies the WAL into the shadow WAL, then ships it to the replica.
+func syncAll(t *testing.T, db *litestream.DB, r *litestream.Replica) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restoreFile restores the replica in dir to a new file and returns its path.
+func restoreFile(t *testing.T, dir string, opt litestream.RestoreOptions) string {
 	t.Helper()
 	ctx := context.Background()
 	r := litestream.NewReplica("file", file.NewReplicaClient(dir))
@@ -49,7 +72,14 @@ func restoreLatest(t *testing.T, dir string, opt litestream.RestoreOptions) (str
 	if err := litestream.Restore(ctx, plan, out, opt); err != nil {
 		t.Fatalf("restore %s: %v", plan, err)
 	}
-	m, err := sqlwriter.Verify(ctx, out)
+	return out
+}
+
+// restoreLatest restores the replica in dir to a new file and verifies it.
+func restoreLatest(t *testing.T, dir string, opt litestream.RestoreOptions) (string, int) {
+	t.Helper()
+	out := restoreFile(t, dir, opt)
+	m, err := sqlwriter.Verify(context.Background(), out)
 	if err != nil {
 		t.Fatalf("verify restored database: %v", err)
 	}
