@@ -21,7 +21,8 @@ import (
 // ends with zoo.finish: the application's own database passes
 // integrity_check and holds every row it committed, while replicate runs
 // and after it stops; replicate's last sync succeeds (exit 0 on SIGTERM);
-// the restore holds exactly the same rows and passes integrity_check.
+// the restore holds exactly the same rows and passes integrity_check (one
+// exception after a SIGKILL: see restoreDiffers).
 
 // zooConfig makes snapshots, checkpoints and retention happen within a
 // run of a few seconds; debug logging shows the checkpoints.
@@ -62,6 +63,7 @@ func (z *zoo) replicate() { z.rep = Start(z.t, bin.Litestream, "replicate", "-co
 // an application's setup does before replicate starts.
 func (z *zoo) createShellDB() {
 	z.t.Helper()
+	requireSQLite3(z.t)
 	if out, err := sqlite3Shell(z.db, "PRAGMA journal_mode=WAL; "+zooSchema+";"); err != nil {
 		z.t.Fatalf("create the database: %v: %s", err, out)
 	}
