@@ -15,9 +15,6 @@ import (
 	"syscall"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=v1.2.3".
-var Version = "(development build)"
-
 // command is one subcommand: it parses its own flags from args.
 type command interface {
 	Run(ctx context.Context, args []string) error

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/file"
+	"github.com/litestream-go/litestream/s3"
 )
 
 // configFlags are the -config and -no-expand-env flags every command but
@@ -198,4 +199,41 @@ func resolveReplicas(cf configFlags, arg string) ([]*litestream.Replica, *DBConf
 		return nil, nil, fmt.Errorf("database %s has no replicas in the config file", dbc.Path)
 	}
 	return db.Replicas, dbc, nil
+}
+
+// replicaLogAttrs says where a replica writes, for the startup log: its
+// name and type, its directory or its bucket and key prefix (and endpoint
+// host), and its sync interval. Credentials never appear in it.
+func replicaLogAttrs(r *litestream.Replica) []any {
+	attrs := []any{"replica", r.Name, "type", r.Client.Type()}
+	switch c := r.Client.(type) {
+	case *file.ReplicaClient:
+		attrs = append(attrs, "path", c.Root())
+	case *s3.ReplicaClient:
+		attrs = append(attrs, "bucket", c.Bucket, "path", c.Path)
+		if c.Endpoint != "" {
+			attrs = append(attrs, "endpoint", endpointForLog(c.Endpoint))
+		}
+		if c.Region != "" {
+			attrs = append(attrs, "region", c.Region)
+		}
+	}
+	attrs = append(attrs, "sync_interval", r.SyncInterval.String())
+	if r.Codec.Encrypted() {
+		attrs = append(attrs, "encrypted", true)
+	}
+	return attrs
+}
+
+// endpointForLog returns an endpoint URL as scheme://host[/path], without
+// any user:password@ or query it may carry.
+func endpointForLog(s string) string {
+	u, err := url.Parse(s)
+	if err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host + u.Path
+	}
+	if strings.ContainsAny(s, "@?") {
+		return "(not shown: not a URL with a host)"
+	}
+	return s
 }

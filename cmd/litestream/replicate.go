@@ -52,6 +52,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	slog.SetDefault(logger)
+	logger.Info("starting litestream", "version", version())
 	if *execCmd != "" {
 		if cfg.Exec != "" && cfg.Exec != *execCmd {
 			logger.Warn("the -exec flag overrides the config file's exec", "flag", *execCmd, "config", cfg.Exec)
@@ -83,7 +84,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("open %s: %w", db.Path(), err)
 		}
 		for _, r := range db.Replicas {
-			logger.Info("replicating", "db", db.Path(), "replica", r.Name, "type", r.Client.Type())
+			logger.Info("replicating", append([]any{"db", db.Path()}, replicaLogAttrs(r)...)...)
 		}
 	}
 
