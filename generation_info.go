@@ -20,7 +20,7 @@ type GenerationInfo struct {
 func ListGenerations(ctx context.Context, r *Replica) ([]GenerationInfo, error) {
 	gens, err := r.Client.Generations(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("replica %s: list generations: %w", r.Name, err)
+		return nil, fmt.Errorf("replica %s: %w", r.Name, err) // the client's error names the listing
 	}
 	var out []GenerationInfo
 	for _, gen := range gens {

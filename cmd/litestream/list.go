@@ -5,6 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,22 +36,6 @@ func listArgs(name, synopsis, help string, args []string, stdout io.Writer, with
 	if fs.NArg() != 1 {
 		return nil, "", errors.New("give exactly one database path or replica URL")
 	}
-	replicas, _, err := resolveReplicas(cf, fs.Arg(0))
-	if err != nil {
-		return nil, "", err
-	}
-	if *replicaName != "" {
-		var keep []*litestream.Replica
-		for _, r := range replicas {
-			if r.Name == *replicaName {
-				keep = append(keep, r)
-			}
-		}
-		if len(keep) == 0 {
-			return nil, "", fmt.Errorf("no replica named %q", *replicaName)
-		}
-		replicas = keep
-	}
 	gen := ""
 	if generation != nil {
 		gen = *generation
@@ -54,104 +43,223 @@ func listArgs(name, synopsis, help string, args []string, stdout io.Writer, with
 			return nil, "", fmt.Errorf("-generation %q is not a generation name (16 hex characters)", gen)
 		}
 	}
+	replicas, _, err := resolveArg(cf, fs.Arg(0))
+	if err != nil {
+		return nil, "", err
+	}
+	if *replicaName != "" {
+		i := slices.IndexFunc(replicas, func(r *litestream.Replica) bool { return r.Name == *replicaName })
+		if i < 0 {
+			return nil, "", fmt.Errorf("no replica named %q (replicas: %s)", *replicaName, replicaNameList(replicas))
+		}
+		replicas = replicas[i : i+1]
+	}
 	return replicas, gen, nil
 }
 
-// generationsOf lists the generations to show: one, or all.
-func generationsOf(ctx context.Context, r *litestream.Replica, only string) ([]string, error) {
-	if only != "" {
-		return []string{only}, nil
+func replicaNameList(rs []*litestream.Replica) string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.Name
 	}
-	gens, err := r.Client.Generations(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("replica %s: list generations: %w", r.Name, err)
-	}
-	return gens, nil
+	return strings.Join(names, ", ")
 }
+
+// resolveArg is resolveReplicas, and also takes an empty directory as an
+// empty replica: one that no sync has reached yet has no generations/, and
+// a database path is never a directory.
+func resolveArg(cf configFlags, arg string) ([]*litestream.Replica, *DBConfig, error) {
+	if ents, err := os.ReadDir(arg); err == nil && len(ents) == 0 {
+		abs, err := filepath.Abs(arg)
+		if err != nil {
+			return nil, nil, err
+		}
+		arg = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+	}
+	return resolveReplicas(cf, arg)
+}
+
+// listEach runs list on every replica, in order, and writes the table of
+// the rows of those that answered to stdout. Each replica that fails gets
+// a line of its own on stderr, in the form of a command's error line, and
+// the others are still listed; only when none answered does it fail, with
+// exit status 1 and nothing on stdout. list returns tab-separated rows and
+// the generations the replica holds (for check).
+//
+// check, if set, sees the generations of the replicas that answered and
+// may fail the listing, which then writes nothing to stdout.
+func listEach(cmd string, stdout, stderr io.Writer, header string, replicas []*litestream.Replica,
+	list func(r *litestream.Replica) (rows, gens []string, err error), check func(gens []string) error) error {
+	var rows, gens []string
+	answered := 0
+	for _, r := range replicas {
+		rs, gs, err := list(r)
+		if err != nil {
+			fmt.Fprintln(stderr, "litestream "+cmd+": "+oneLine(err.Error()))
+			continue
+		}
+		answered++
+		rows, gens = append(rows, rs...), append(gens, gs...)
+	}
+	if answered == 0 {
+		return exitCodeError{code: 1}
+	}
+	if check != nil {
+		slices.Sort(gens)
+		if err := check(slices.Compact(gens)); err != nil {
+			return err
+		}
+	}
+	tw := newTable(stdout)
+	fmt.Fprintln(tw, header)
+	for _, row := range rows {
+		fmt.Fprintln(tw, row)
+	}
+	return tw.Flush()
+}
+
+// generationsOf returns the replica's generations, and of them those to
+// list: only, if the replica holds it, or all.
+func generationsOf(ctx context.Context, r *litestream.Replica, only string) (all, listed []string, err error) {
+	all, err = r.Client.Generations(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err) // the client's error names the listing
+	}
+	if only == "" {
+		return all, all, nil
+	}
+	if slices.Contains(all, only) {
+		return all, []string{only}, nil
+	}
+	return all, nil, nil
+}
+
+const generationsHelp = `
+Lists the generations of each replica: when each started and was last
+updated, and how far behind now that is (lag). A replica that cannot be read
+gets an error line on stderr and the others are still listed; the exit
+status is 1 only when none could be read.
+
+Examples:
+	litestream generations /var/lib/app.db
+	litestream generations -replica s3 /var/lib/app.db
+	litestream generations s3://my-bucket/app
+`
 
 // GenerationsCommand lists generations.
 type GenerationsCommand struct{ stdout, stderr io.Writer }
 
 // Run prints name, generation, lag, start, end.
 func (c *GenerationsCommand) Run(ctx context.Context, args []string) error {
-	replicas, _, err := listArgs("generations", "[flags] DB_PATH|REPLICA_URL",
-		"Lists the generations of each replica: when each started and was last updated, and how far behind now that is (lag).", args, c.stdout, false)
+	replicas, _, err := listArgs("generations", "[flags] DB_PATH|REPLICA_URL", generationsHelp, args, c.stdout, false)
 	if err != nil {
 		return err
 	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "name\tgeneration\tlag\tstart\tend")
-	for _, r := range replicas {
-		infos, err := litestream.ListGenerations(ctx, r)
-		if err != nil {
-			return err
-		}
-		for _, g := range infos {
-			lag := time.Since(g.End).Truncate(time.Second)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, g.Generation, lag, formatTime(g.Start), formatTime(g.End))
-		}
-	}
-	return tw.Flush()
+	return listEach("generations", c.stdout, c.stderr, "name\tgeneration\tlag\tstart\tend", replicas,
+		func(r *litestream.Replica) (rows, _ []string, err error) {
+			infos, err := litestream.ListGenerations(ctx, r)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, g := range infos {
+				lag := time.Since(g.End).Truncate(time.Second)
+				rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Name, g.Generation, lag, formatTime(g.Start), formatTime(g.End)))
+			}
+			return rows, nil, nil
+		}, nil)
 }
+
+const snapshotsHelp = `
+Lists the snapshots of each replica. Indexes are hex; size is the stored
+(compressed) size in bytes. A replica that cannot be read gets an error line
+on stderr and the others are still listed; the exit status is 1 only when
+none could be read.
+
+Examples:
+	litestream snapshots /var/lib/app.db
+	litestream snapshots -replica s3 /var/lib/app.db
+	litestream snapshots /backups/app
+`
 
 // SnapshotsCommand lists snapshots.
 type SnapshotsCommand struct{ stdout, stderr io.Writer }
 
 // Run prints replica, generation, index, size, created.
 func (c *SnapshotsCommand) Run(ctx context.Context, args []string) error {
-	replicas, _, err := listArgs("snapshots", "[flags] DB_PATH|REPLICA_URL",
-		"Lists the snapshots of each replica. Indexes are hex; size is the stored (compressed) size in bytes.", args, c.stdout, false)
+	replicas, _, err := listArgs("snapshots", "[flags] DB_PATH|REPLICA_URL", snapshotsHelp, args, c.stdout, false)
 	if err != nil {
 		return err
 	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "replica\tgeneration\tindex\tsize\tcreated")
-	for _, r := range replicas {
-		gens, err := generationsOf(ctx, r, "")
-		if err != nil {
-			return err
-		}
-		for _, gen := range gens {
-			snaps, err := r.Client.Snapshots(ctx, gen)
+	return listEach("snapshots", c.stdout, c.stderr, "replica\tgeneration\tindex\tsize\tcreated", replicas,
+		func(r *litestream.Replica) (rows, _ []string, err error) {
+			_, gens, err := generationsOf(ctx, r, "")
 			if err != nil {
-				return fmt.Errorf("replica %s: %w", r.Name, err)
+				return nil, nil, err
 			}
-			for _, s := range snaps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Name, gen, litestream.FormatIndex(s.Index), s.Size, formatTime(s.CreatedAt))
+			for _, gen := range gens {
+				snaps, err := r.Client.Snapshots(ctx, gen)
+				if err != nil {
+					return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
+				}
+				for _, s := range snaps {
+					rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%s", r.Name, gen, litestream.FormatIndex(s.Index), s.Size, formatTime(s.CreatedAt)))
+				}
 			}
-		}
-	}
-	return tw.Flush()
+			return rows, nil, nil
+		}, nil)
 }
+
+const walHelp = `
+Lists the WAL segments of each replica. Index and offset are hex; size is
+the stored (compressed) size in bytes. With -generation, only that
+generation, which some replica must hold. A replica that cannot be read gets
+an error line on stderr and the others are still listed; the exit status is
+1 only when none could be read.
+
+Examples:
+	litestream wal /var/lib/app.db
+	litestream wal -replica s3 -generation 0123456789abcdef /var/lib/app.db
+	litestream wal s3://my-bucket/app
+`
 
 // WALCommand lists WAL segments.
 type WALCommand struct{ stdout, stderr io.Writer }
 
 // Run prints replica, generation, index, offset, size, created.
 func (c *WALCommand) Run(ctx context.Context, args []string) error {
-	replicas, gen, err := listArgs("wal", "[flags] DB_PATH|REPLICA_URL",
-		"Lists the WAL segments of each replica. Index and offset are hex; size is the stored (compressed) size in bytes.", args, c.stdout, true)
+	replicas, only, err := listArgs("wal", "[flags] DB_PATH|REPLICA_URL", walHelp, args, c.stdout, true)
 	if err != nil {
 		return err
 	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "replica\tgeneration\tindex\toffset\tsize\tcreated")
-	for _, r := range replicas {
-		gens, err := generationsOf(ctx, r, gen)
-		if err != nil {
-			return err
-		}
-		for _, g := range gens {
-			segs, err := r.Client.Segments(ctx, g)
-			if err != nil {
-				return fmt.Errorf("replica %s: %w", r.Name, err)
+	var check func(gens []string) error
+	if only != "" {
+		check = func(gens []string) error {
+			if slices.Contains(gens, only) {
+				return nil
 			}
-			for _, s := range segs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, g, litestream.FormatIndex(s.Index), litestream.FormatOffset(s.Offset), s.Size, formatTime(s.CreatedAt))
+			if len(gens) == 0 {
+				return fmt.Errorf("-generation %s: no replica has this generation (there are no generations)", only)
 			}
+			return fmt.Errorf("-generation %s: no replica has this generation (generations: %s)", only, strings.Join(gens, ", "))
 		}
 	}
-	return tw.Flush()
+	return listEach("wal", c.stdout, c.stderr, "replica\tgeneration\tindex\toffset\tsize\tcreated", replicas,
+		func(r *litestream.Replica) (rows, all []string, err error) {
+			all, gens, err := generationsOf(ctx, r, only)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, g := range gens {
+				segs, err := r.Client.Segments(ctx, g)
+				if err != nil {
+					return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
+				}
+				for _, s := range segs {
+					rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", r.Name, g, litestream.FormatIndex(s.Index), litestream.FormatOffset(s.Offset), s.Size, formatTime(s.CreatedAt)))
+				}
+			}
+			return rows, all, nil
+		}, check)
 }
 
 // DatabasesCommand lists the config file's databases.
