@@ -32,7 +32,7 @@ func (r *Replica) run(ctx context.Context) {
 	r.mu.Lock()
 	r.lastSnapshot, r.lastValidate = time.Now(), time.Now() // schedules count from the start
 	r.mu.Unlock()
-	var lastErr string
+	var out outage
 	cleaned := false
 	for {
 		err := r.Sync(ctx)
@@ -47,18 +47,12 @@ func (r *Replica) run(ctx context.Context) {
 		}
 		switch {
 		case err == nil:
-			if lastErr != "" {
-				r.logger().Info("replica sync recovered")
-			}
-			lastErr = ""
+			out.succeeded(r, time.Now())
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errDBNotReady):
 		default:
-			if msg := err.Error(); msg != lastErr {
-				r.logger().Error("replica sync failed; will retry, the shadow WAL keeps everything until it succeeds", "error", err)
-				lastErr = msg
-			}
+			out.failed(r, err, time.Now())
 		}
 		select {
 		case <-ctx.Done():
@@ -103,6 +97,18 @@ func (r *Replica) Sync(ctx context.Context) (err error) {
 	defer func() { r.recordSync(err) }()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	start, from, shipped := time.Now(), r.pos, r.Status().WALBytes
+	defer func() {
+		// Only a sync that shipped something: an idle database would log
+		// one line a second per replica.
+		if n := r.Status().WALBytes - shipped; n > 0 {
+			attrs := []any{"from", from.String(), "to", r.pos.String(), "wal_bytes", n, "elapsed", time.Since(start).Round(time.Microsecond)}
+			if err != nil {
+				attrs = append(attrs, "error", err)
+			}
+			r.logger().Debug("replica sync", attrs...)
+		}
+	}()
 	// Copy the WAL first, so that a commit waits for one sync interval,
 	// not a monitor interval and then a sync interval. A failure here is
 	// the monitor's to report; the replica ships what the shadow has.
@@ -507,14 +513,18 @@ func (r *Replica) uploadSegment(ctx context.Context, pos Pos, end int64) error {
 		return fmt.Errorf("open shadow WAL: %w", err)
 	}
 	defer f.Close()
+	start := time.Now()
 	rc := r.Codec.EncodeReader(io.NewSectionReader(f, pos.Offset, end-pos.Offset))
 	defer rc.Close()
-	if _, err := r.Client.WriteSegment(ctx, pos, rc); err != nil {
+	info, err := r.Client.WriteSegment(ctx, pos, rc)
+	if err != nil {
 		return fmt.Errorf("write segment %s: %w", SegmentName(pos.Index, pos.Offset), err)
 	}
 	r.statusMu.Lock()
 	r.status.WALBytes += end - pos.Offset
 	r.statusMu.Unlock()
+	r.logger().Debug("segment uploaded", "generation", pos.Generation, "segment", SegmentName(pos.Index, pos.Offset),
+		"wal_bytes", end-pos.Offset, "stored_bytes", info.Size, "elapsed", time.Since(start).Round(time.Microsecond))
 	return nil
 }
 

@@ -1,47 +1,195 @@
 package s3
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 )
 
-// describe turns an SDK error into one line that says what is wrong and
-// what to do. The access key id is named; the secret never is.
-func (c *ReplicaClient) describe(action string, err error) error {
-	endpoint := c.Endpoint
-	if endpoint == "" {
-		endpoint = "AWS S3"
-	}
+// ErrNoCredentials is wrapped by the error of a request for which the AWS
+// default chain (environment, shared config, instance role) found no
+// credentials, and none were configured.
+var ErrNoCredentials = errors.New("no S3 credentials")
+
+// noCredentialsHint says where credentials go.
+const noCredentialsHint = "set LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY, or access-key-id in the config"
+
+// failure is what went wrong with a request, as far as the replica cares.
+type failure int
+
+const (
+	failOther        failure = iota
+	failNotFound             // the object does not exist
+	failNoCreds              // no credentials to sign with
+	failAccessDenied         // the store rejects the credentials or their rights
+	failNoBucket             // the bucket does not exist
+	failWrongRegion          // the bucket is in another region
+	failUnreachable          // no connection, DNS failure, timeout
+	failServer               // a 5xx or throttling answer
+	failCanceled             // the caller's context ended
+)
+
+// requestFailure is what describe and classify read from an SDK error.
+type requestFailure struct {
+	kind     failure
+	code     string // the store's error code, e.g. SignatureDoesNotMatch
+	message  string // the store's error message
+	status   int    // HTTP status; 0 without an answer
+	attempts int    // attempts made, when the retryer gave up
+	netErr   error  // the network error, for failUnreachable
+}
+
+func classify(err error) requestFailure {
+	var f requestFailure
 	var ae smithy.APIError
-	code := ""
 	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
+		f.code, f.message = ae.ErrorCode(), ae.ErrorMessage()
 	}
-	status := 0
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
+		f.status = re.HTTPStatusCode()
 	}
-	switch {
-	case code == "NoSuchKey" || (status == 404 && code != "NoSuchBucket"):
-		return fmt.Errorf("%s: %w", action, os.ErrNotExist)
-	case code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist at %s: create it or fix the bucket name", action, c.Bucket, endpoint)
-	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
-		code == "InvalidToken" || code == "ExpiredToken" || status == 403:
-		return fmt.Errorf("%s: access denied for access key id %q on bucket %q (%s): check the key id, the secret and the bucket's permissions", action, c.keyID, c.Bucket, orDefault(code, "403 Forbidden"))
-	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || code == "IllegalLocationConstraintException" || status == 301:
-		return fmt.Errorf("%s: bucket %q is in another region than %q: set region to the bucket's region (%s)", action, c.Bucket, orDefault(c.Region, "us-east-1"), orDefault(code, "301"))
+	var me *retry.MaxAttemptsError
+	if errors.As(err, &me) {
+		f.attempts = me.Attempt
 	}
 	var oe *net.OpError
 	var dnsErr *net.DNSError
-	if errors.As(err, &oe) || errors.As(err, &dnsErr) {
-		return fmt.Errorf("%s: cannot reach the S3 endpoint %s (is it running and reachable?): %w", action, endpoint, err)
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrNoCredentials):
+		f.kind = failNoCreds
+	// XAdminUserNotFound: versitygw's answer (a 404) to an unknown key id.
+	case f.code == "AccessDenied" || f.code == "InvalidAccessKeyId" || f.code == "SignatureDoesNotMatch" ||
+		f.code == "InvalidToken" || f.code == "ExpiredToken" || f.code == "XAdminUserNotFound" || f.status == 403:
+		f.kind = failAccessDenied
+	case f.code == "NoSuchBucket":
+		f.kind = failNoBucket
+	case f.code == "NoSuchKey" || f.status == 404:
+		f.kind = failNotFound
+	case f.code == "PermanentRedirect" || f.code == "AuthorizationHeaderMalformed" || f.code == "IllegalLocationConstraintException" || f.status == 301:
+		f.kind = failWrongRegion
+	case f.status >= 500 || f.code == "SlowDown" || f.code == "Throttling" || f.code == "RequestTimeout":
+		f.kind = failServer
+	case errors.Is(err, context.Canceled):
+		f.kind = failCanceled
+	case errors.As(err, &oe):
+		f.kind, f.netErr = failUnreachable, oe
+	case errors.As(err, &dnsErr):
+		f.kind, f.netErr = failUnreachable, dnsErr
+	case errors.Is(err, context.DeadlineExceeded): // a net.Error too: test it first
+		f.kind = failCanceled
+	case errors.As(err, &ne) && ne.Timeout():
+		f.kind, f.netErr = failUnreachable, ne
 	}
-	return fmt.Errorf("%s: %w", action, err)
+	return f
+}
+
+// answer names the store's answer: "SignatureDoesNotMatch, HTTP 403".
+func (f requestFailure) answer() string {
+	var parts []string
+	if f.code != "" {
+		parts = append(parts, f.code)
+	}
+	if f.status != 0 {
+		parts = append(parts, fmt.Sprintf("HTTP %d", f.status))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describedError carries our one-line description of a failed request and
+// keeps the SDK's error in its chain, for errors.Is and errors.As.
+type describedError struct {
+	msg string
+	err error
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.err }
+
+// describe turns an SDK error into one line that says what is wrong, with
+// the store's error code and HTTP status, and what to do, in place of the
+// SDK's text (attempt counts, request and host ids, the request URL). The
+// access key id is named; the secret never is. action, if not empty,
+// prefixes the line.
+func (c *ReplicaClient) describe(action string, err error) error {
+	return c.describeAs(action, classify(err), err)
+}
+
+// describeAs is describe with err classified as f.
+func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) error {
+	endpoint := orDefault(c.Endpoint, "AWS S3")
+	after := ""
+	if f.attempts > 1 {
+		after = fmt.Sprintf(" after %d attempts", f.attempts)
+	}
+	var msg string
+	switch f.kind {
+	case failNotFound:
+		if action == "" {
+			return os.ErrNotExist
+		}
+		return fmt.Errorf("%s: %w", action, os.ErrNotExist)
+	case failNoCreds:
+		msg = "no S3 credentials: " + noCredentialsHint
+	case failAccessDenied:
+		msg = fmt.Sprintf("access denied for access key id %q on bucket %q (%s): check the key id, the secret and the bucket's permissions", c.keyID, c.Bucket, orDefault(f.answer(), "HTTP 403"))
+	case failNoBucket:
+		msg = fmt.Sprintf("bucket %q does not exist at %s (%s): create it or fix the bucket name", c.Bucket, endpoint, f.answer())
+	case failWrongRegion:
+		msg = fmt.Sprintf("bucket %q is in another region than %q (%s): set region to the bucket's region", c.Bucket, orDefault(c.Region, "us-east-1"), orDefault(f.answer(), "HTTP 301"))
+	case failUnreachable:
+		msg = fmt.Sprintf("cannot reach the S3 endpoint %s%s (%v): is it running and reachable?", endpoint, after, f.netErr)
+	case failServer:
+		msg = fmt.Sprintf("the S3 endpoint %s failed the request%s (%s)", endpoint, after, f.answer())
+		if f.message != "" {
+			msg += ": " + f.message
+		}
+	case failCanceled:
+		if errors.Is(err, context.Canceled) {
+			msg = context.Canceled.Error()
+		} else {
+			msg = context.DeadlineExceeded.Error()
+		}
+	default:
+		switch {
+		case f.code != "" || f.status != 0:
+			msg = fmt.Sprintf("the S3 endpoint %s refused the request (%s)", endpoint, f.answer())
+			if f.message != "" {
+				msg += ": " + f.message
+			}
+		default:
+			msg = innermost(err).Error() + after
+		}
+	}
+	if action != "" {
+		msg = action + ": " + msg
+	}
+	return &describedError{msg: msg, err: err}
+}
+
+// innermost returns the last error of err's chain (the first of a join).
+func innermost(err error) error {
+	for {
+		var next error
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := u.Unwrap(); len(es) > 0 {
+				next = es[0]
+			}
+		}
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }

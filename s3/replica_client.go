@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/litestream-go/litestream"
 )
@@ -105,11 +107,21 @@ func (c *ReplicaClient) Init(ctx context.Context) (*s3.Client, error) {
 			})
 		}),
 	}
+	// The SDK's own log lines (such as its IMDSv1 fallback warning) go
+	// to slog at debug level: printed as they are, they break
+	// logging.type json.
+	opts = append(opts, awsconfig.WithLogger(logging.LoggerFunc(sdkLog)))
 	keyID, secret := c.AccessKeyID, c.SecretAccessKey
 	if keyID == "" && secret == "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_SECRET_ACCESS_KEY") == "" {
 		keyID, secret = os.Getenv("LITESTREAM_ACCESS_KEY_ID"), os.Getenv("LITESTREAM_SECRET_ACCESS_KEY")
 	}
-	if keyID != "" || secret != "" {
+	switch {
+	case keyID != "" && secret == "":
+		return nil, fmt.Errorf("S3 access key id %q has no secret: set LITESTREAM_SECRET_ACCESS_KEY, or secret-access-key in the config", keyID)
+	case keyID == "" && secret != "":
+		return nil, errors.New("an S3 secret access key is set without its key id: set LITESTREAM_ACCESS_KEY_ID, or access-key-id in the config")
+	}
+	if keyID != "" {
 		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(keyID, secret, "")))
 		c.keyID = keyID
 	} else {
@@ -129,6 +141,7 @@ func (c *ReplicaClient) Init(ctx context.Context) (*s3.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 configuration: %w", err)
 	}
+	cfg.Credentials = credentialChain{cfg.Credentials}
 	pathStyle := c.Endpoint != ""
 	if c.ForcePathStyle != nil {
 		pathStyle = *c.ForcePathStyle
@@ -152,6 +165,84 @@ func (c *ReplicaClient) Init(ctx context.Context) (*s3.Client, error) {
 	}
 	c.client = client
 	return client, nil
+}
+
+// credentialChain marks the failure of the AWS default credential chain
+// with ErrNoCredentials, so that it is reported as missing credentials
+// rather than as the chain's last provider's internals (the instance
+// metadata service's, on a host that is not an EC2 instance). Those go to
+// the debug log.
+type credentialChain struct{ p aws.CredentialsProvider }
+
+func (c credentialChain) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.p.Retrieve(ctx)
+	if err != nil {
+		slog.Debug("the AWS default credential chain found no S3 credentials", "cause", err)
+		return creds, fmt.Errorf("%w: %w", ErrNoCredentials, err)
+	}
+	return creds, nil
+}
+
+// sdkLog passes a log line of the AWS SDK to slog at debug level.
+func sdkLog(classification logging.Classification, format string, v ...any) {
+	slog.Debug(fmt.Sprintf(format, v...), "source", "aws-sdk", "sdk_level", string(classification))
+}
+
+// CheckStore tells, with one cheap request (a LIST of at most one key
+// under the replica's generations), whether the bucket exists and accepts
+// the credentials. Errors that retries may cure (5xx, throttling, no
+// connection yet) are retried until ctx ends; of those, a store that
+// answered only with server errors gives an error wrapping
+// litestream.ErrStoreBusy, and one no connection reached gives the network
+// error: taken, at startup, for a wrong endpoint or a network that is down.
+// Every other error comes at once: credentials, bucket and region are
+// wrong, and no retry will change that.
+func (c *ReplicaClient) CheckStore(ctx context.Context) error {
+	client, err := c.Init(ctx)
+	if err != nil {
+		return err
+	}
+	in := &s3.ListObjectsV2Input{
+		Bucket: aws.String(c.Bucket), Prefix: aws.String(c.key(litestream.GenerationsDir()) + "/"), MaxKeys: aws.Int32(1),
+	}
+	oneAttempt := func(o *s3.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 1) }
+	start := time.Now()
+	var last error
+	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
+		_, err := client.ListObjectsV2(ctx, in, oneAttempt)
+		if err == nil {
+			c.op("LIST", 0)
+			return nil
+		}
+		f := classify(err)
+		f.attempts = attempt
+		switch {
+		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case last != nil:
+			// The bound cut this attempt short: it proves nothing.
+			err, f = last, classify(last)
+			f.attempts = attempt - 1
+		default:
+			// The first attempt is still waiting for an answer.
+			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", time.Since(start).Round(100*time.Millisecond))
+		}
+		if f.kind == failNotFound {
+			f.kind = failNoBucket // a LIST in a bucket that exists never answers 404
+		}
+		if f.kind != failServer && f.kind != failUnreachable || ctx.Err() != nil {
+			if f.kind == failServer {
+				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, err))
+			}
+			return c.describeAs("", f, err)
+		}
+		last = err
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
 }
 
 func orDefault(s, def string) string {
