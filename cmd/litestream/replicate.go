@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +74,9 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		}
 		dbs = append(dbs, db)
 	}
+	if err := checkStores(ctx, dbs, logger); err != nil {
+		return err
+	}
 	if cfg.Addr != "" {
 		srv, err := startHTTPServer(cfg.Addr, dbs, ops, cfg.HealthWindow.D(DefaultHealthWindow), cfg.Pprof, logger)
 		if err != nil {
@@ -105,6 +110,66 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	}
 	if exitCode != 0 {
 		return exitCodeError{code: exitCode}
+	}
+	return nil
+}
+
+// startupCheckTimeout bounds the startup check of the replicas' stores:
+// long enough for a store started beside litestream (docker compose, say)
+// to come up.
+var startupCheckTimeout = 10 * time.Second
+
+// checkStores checks, in parallel, every replica's store that can be
+// checked (litestream.StoreChecker), before any database is opened or
+// -exec's child started. A configuration that cannot work (credentials,
+// bucket, region) or a store no connection reaches within
+// startupCheckTimeout is an error naming the replica: a wrong endpoint, or
+// a network that is down, is better fixed now than found in the logs
+// later. A store that answered only with server errors is there and may
+// recover: replication starts, with a warning, and the shadow WAL keeps
+// every commit until it does.
+func checkStores(ctx context.Context, dbs []*litestream.DB, logger *slog.Logger) error {
+	type check struct {
+		db  *litestream.DB
+		r   *litestream.Replica
+		err error
+	}
+	var checks []*check
+	var wg sync.WaitGroup
+	for _, db := range dbs {
+		for _, r := range db.Replicas {
+			sc, ok := r.Client.(litestream.StoreChecker)
+			if !ok {
+				continue
+			}
+			c := &check{db: db, r: r}
+			checks = append(checks, c)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
+				defer cancel()
+				c.err = sc.CheckStore(cctx)
+			}()
+		}
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return errors.New("stopped during the startup check of the replicas")
+	}
+	var errs []string
+	for _, c := range checks {
+		switch {
+		case c.err == nil:
+		case errors.Is(c.err, litestream.ErrStoreBusy):
+			logger.Warn("the replica's store fails at startup; replicating anyway: the shadow WAL keeps every commit until the store accepts it",
+				"db", c.db.Path(), "replica", c.r.Name, "error", c.err)
+		default:
+			errs = append(errs, fmt.Sprintf("replica %s of %s: %v", c.r.Name, c.db.Path(), c.err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }
