@@ -73,7 +73,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // again. The replica logs one ERROR when its syncs begin to fail, a WARN
 // at each warn interval with the frames waiting in the shadow WAL, and one
 // INFO on recovery with the downtime and what it shipped; the SDK's own
-// text (attempt counts, request and host ids) stays out of the log; and a
+// text (attempt counts, request and host ids) stays out of the log; the
+// debug level shows each upload and sync with its size and time; and a
 // restore holds every committed transaction.
 func TestReplicaOutage(t *testing.T) {
 	srv := s3test.StartServer(t)
@@ -151,6 +152,23 @@ func TestReplicaOutage(t *testing.T) {
 	for _, sdk := range []string{"exceeded maximum number of attempts", "HostID", "RequestID", "operation error"} {
 		if strings.Contains(logs.String(), sdk) {
 			t.Fatalf("the log holds the SDK's text %q", sdk)
+		}
+	}
+
+	// logging.level debug: each upload and each sync that shipped, with
+	// its size and time.
+	for _, d := range []struct{ msg, keys string }{
+		{"segment uploaded", "segment wal_bytes stored_bytes elapsed"},
+		{"replica sync", "from to wal_bytes elapsed"},
+	} {
+		recs := logs.find(t, "DEBUG", d.msg)
+		if len(recs) == 0 {
+			t.Fatalf("no %q debug line", d.msg)
+		}
+		for _, k := range strings.Fields(d.keys) {
+			if _, ok := recs[0][k]; !ok {
+				t.Fatalf("%q debug line lacks %s: %v", d.msg, k, recs[0])
+			}
 		}
 	}
 
