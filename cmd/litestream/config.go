@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,12 +136,12 @@ func ParseConfig(data []byte, expandEnv bool) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, describeYAMLError(err)
+		return nil, describeYAMLError(err, data)
 	}
 	// A second pass over the node tree records each entry's line.
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, describeYAMLError(err)
+		return nil, describeYAMLError(err, data)
 	}
 	recordLines(&root, &cfg)
 	if err := cfg.normalize(); err != nil {
@@ -148,9 +150,14 @@ func ParseConfig(data []byte, expandEnv bool) (*Config, error) {
 	return &cfg, nil
 }
 
-// describeYAMLError rewrites the YAML library's messages into ours.
-func describeYAMLError(err error) error {
+// describeYAMLError rewrites the YAML library's messages into ours: the
+// line that breaks the syntax, and type mismatches in YAML's words.
+func describeYAMLError(err error, data []byte) error {
 	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "yaml: "); ok && !strings.HasPrefix(rest, "unmarshal errors:") {
+		_, problem := cutLinePrefix(rest)
+		return fmt.Errorf("line %d: %s", syntaxErrorLine(data, problem), problem)
+	}
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	var lines []string
@@ -158,12 +165,110 @@ func describeYAMLError(err error) error {
 		l = strings.TrimSpace(l)
 		if m := unknownFieldRE.FindStringSubmatch(l); m != nil {
 			l = fmt.Sprintf("line %s: unknown key %q in %s%s", m[1], m[2], sectionName(m[3]), suggestKey(m[2], m[3]))
+		} else if m := typeMismatchRE.FindStringSubmatch(l); m != nil {
+			l = fmt.Sprintf("line %s: %s; found %s", m[1], expectedShape(m[4]), foundShape(m[2], m[3], m[4]))
 		}
 		if l != "" {
 			lines = append(lines, l)
 		}
 	}
 	return errors.New(strings.Join(lines, "; "))
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// cutLinePrefix splits "line N: problem" into N (0 when absent) and problem.
+func cutLinePrefix(s string) (int, string) {
+	m := lineRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, s
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n, s[len(m[0]):]
+}
+
+// syntaxErrorLine returns the line that breaks the YAML syntax. The YAML
+// library reports the line where the enclosing block began (a tab on line
+// 5 of a list that began on line 4 is "line 4"; a bad key under dbs: is
+// "line 1"), and no line at all for the first. The first line whose prefix
+// of the document fails with the same problem is the line that causes it:
+// parsing stops at the first problem, so every longer prefix fails alike.
+func syntaxErrorLine(data []byte, problem string) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	fails := func(n int) bool {
+		var root yaml.Node
+		err := yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &root)
+		if err == nil {
+			return false
+		}
+		_, p := cutLinePrefix(strings.TrimPrefix(err.Error(), "yaml: "))
+		return p == problem
+	}
+	n := sort.Search(len(lines), func(i int) bool { return fails(i + 1) }) + 1
+	return min(n, max(len(lines), 1))
+}
+
+// typeMismatchRE matches the YAML library's "cannot unmarshal" message:
+// the YAML tag found, its value for a scalar, and the Go type expected.
+var typeMismatchRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `([^`]*)`)? into (.+)$")
+
+// expectedShape says, in YAML terms, what a Go type expects.
+func expectedShape(goType string) string {
+	switch goType {
+	case "[]*main.DBConfig":
+		return `dbs must be a list of databases, each entry starting with "- path:"`
+	case "[]*main.ReplicaConfig":
+		return `replicas must be a list, each entry starting with "- " ("- path: DIR" or "- url: s3://BUCKET/PATH")`
+	case "main.DBConfig":
+		return "a database entry must be keys and values (path: FILE, replicas: ...)"
+	case "main.ReplicaConfig":
+		return "a replica entry must be keys and values (path: DIR, or url: s3://BUCKET/PATH)"
+	case "main.LoggingConfig":
+		return "logging must be keys and values (level:, type:, stderr:)"
+	case "main.AgeConfig":
+		return "age must be keys and values (recipients:, identities:)"
+	case "main.Config":
+		return "the file must be keys and values (dbs:, addr:, ...)"
+	case "[]string":
+		return "expected a list (one \"- item\" a line, or [a, b])"
+	case "string":
+		return "expected a string"
+	case "int":
+		return "expected a whole number"
+	case "bool":
+		return "expected true or false"
+	}
+	return "expected a " + goType
+}
+
+// foundShape says, in YAML terms, what was found. A scalar's value is shown
+// only where a number or a boolean was expected: elsewhere it could be a
+// secret written at the wrong place.
+func foundShape(tag, value, goType string) string {
+	var shape string
+	switch tag {
+	case "map":
+		return "keys and values (a map)"
+	case "seq":
+		return "a list"
+	case "null":
+		return "nothing"
+	case "str":
+		shape = "a string"
+	case "int", "float":
+		shape = "a number"
+	case "bool":
+		shape = "a boolean"
+	default:
+		shape = "a " + tag
+	}
+	if value != "" && (goType == "int" || goType == "bool") {
+		shape += fmt.Sprintf(" (%s)", value)
+	}
+	return shape
 }
 
 func sectionName(typ string) string {
@@ -288,7 +393,7 @@ func (c *Config) normalize() error {
 		}
 		seen[db.Path] = db.Line
 	}
-	return nil
+	return checkReplicaDests(c.DBs)
 }
 
 func (db *DBConfig) normalize(c *Config) error {
@@ -333,28 +438,24 @@ func (db *DBConfig) normalize(c *Config) error {
 
 // normalize derives the replica's type and name and checks its keys.
 func (r *ReplicaConfig) normalize(c *Config) error {
+	at := atLine(r.Line)
 	if r.Path != "" && r.URL != "" {
-		return fmt.Errorf("line %d: replica has both path and url: keep one", r.Line)
+		return fmt.Errorf("%sreplica has both path and url: keep one", at)
+	}
+	if r.URL != "" && r.Bucket != "" {
+		return fmt.Errorf("%sreplica has both url and bucket: keep one", at)
 	}
 	if r.URL != "" {
-		u, err := url.Parse(r.URL)
+		parsed, err := parseReplicaURL(r.URL)
 		if err != nil {
-			return fmt.Errorf("line %d: url: %w", r.Line, err)
+			return fmt.Errorf("%s%w", at, err)
 		}
-		scheme := u.Scheme
-		if scheme == "" {
-			scheme = "file"
+		if r.Type != "" && r.Type != parsed.Type {
+			return fmt.Errorf("%stype %q does not match url scheme %q", at, r.Type, parsed.Type)
 		}
-		if r.Type != "" && r.Type != scheme {
-			return fmt.Errorf("line %d: type %q does not match url scheme %q", r.Line, r.Type, scheme)
-		}
-		r.Type = scheme
-		if scheme == "file" {
-			r.Path = u.Path
-			if u.Scheme == "" {
-				r.Path = r.URL
-			}
-			r.URL = ""
+		r.Type = parsed.Type
+		if parsed.Type == "file" {
+			r.Path, r.URL = parsed.Path, ""
 		}
 	}
 	if r.Type == "" {
@@ -364,42 +465,175 @@ func (r *ReplicaConfig) normalize(c *Config) error {
 		case r.Path != "":
 			r.Type = "file"
 		default:
-			return fmt.Errorf("line %d: replica needs a path (a directory) or a url (file:// or s3://)", r.Line)
+			return fmt.Errorf("%sreplica needs a path (a directory) or a url (file:// or s3://)", at)
 		}
 	}
 	switch r.Type {
 	case "file":
 		if r.Path == "" {
-			return fmt.Errorf("line %d: file replica needs a path", r.Line)
+			return fmt.Errorf("%sfile replica needs a path", at)
+		}
+		if !isPlainPath(r.Path) {
+			return fmt.Errorf("%spath %q is not a directory path: write a URL as url:, and start a relative path with ./ when its first name has a colon", at, redactURL(r.Path))
 		}
 		p, err := expandPath(r.Path)
 		if err != nil {
-			return fmt.Errorf("line %d: path: %w", r.Line, err)
+			return fmt.Errorf("%spath: %w", at, err)
 		}
 		r.Path = p
 	case "s3":
 		if r.URL == "" && r.Bucket == "" {
-			return fmt.Errorf("line %d: s3 replica needs a url (s3://BUCKET/PATH) or a bucket", r.Line)
+			return fmt.Errorf("%ss3 replica needs a url (s3://BUCKET/PATH) or a bucket", at)
+		}
+		if _, err := newS3Client(r); err != nil {
+			return fmt.Errorf("%s%w", at, err)
 		}
 		if r.AccessKeyID == "" && r.SecretAccessKey == "" {
 			r.AccessKeyID, r.SecretAccessKey = c.AccessKeyID, c.SecretAccessKey
 		}
 	case "gcs", "abs", "sftp":
-		return fmt.Errorf("line %d: replica type %q is not supported by this build yet (supported: file, s3)", r.Line, r.Type)
+		return fmt.Errorf("%sreplica type %q is not supported by this build yet (supported: file, s3)", at, r.Type)
 	default:
-		return fmt.Errorf("line %d: unknown replica type %q (supported: file, s3)", r.Line, r.Type)
+		return fmt.Errorf("%sunknown replica type %q (supported: file, s3)", at, r.Type)
 	}
 	if r.Name == "" {
 		r.Name = r.Type
 	}
 	for key, d := range map[string]*Duration{"sync-interval": r.SyncInterval, "retention": r.Retention, "retention-check-interval": r.RetentionCheckInterval} {
 		if d != nil && *d <= 0 {
-			return fmt.Errorf("line %d: %s must be positive", r.Line, key)
+			return fmt.Errorf("%s%s must be positive", at, key)
 		}
 	}
 	for key, d := range map[string]*Duration{"snapshot-interval": r.SnapshotInterval, "validation-interval": r.ValidationInterval} {
 		if d != nil && *d < 0 {
-			return fmt.Errorf("line %d: %s must not be negative (0 turns it off)", r.Line, key)
+			return fmt.Errorf("%s%s must not be negative (0 turns it off)", at, key)
+		}
+	}
+	return nil
+}
+
+// atLine returns "line N: " for an entry read from the config file, and ""
+// for one built from the command line (line 0).
+func atLine(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("line %d: ", n)
+}
+
+// Two replicas must not write to one place, in one database or across
+// databases: each one's retention prunes the other's generations by its own
+// clock and deletes them once they fall quiet, and a restore picks the
+// newest generation, which may be the other database's. Nor may one
+// replica's path lie inside another's: removing one replica removes the
+// other, and retention deletes whatever lies under the outer one's
+// generations/. Across processes this needs a lease; within one config,
+// checkReplicaDests refuses it at load.
+
+// replicaDest is where a replica's files live, spelt so that two replicas
+// that write to the same place have equal store and root.
+type replicaDest struct {
+	store string // "file", or "s3 ENDPOINT-HOST BUCKET" (no host for AWS)
+	root  string // cleaned absolute directory, or key prefix without end slashes
+	shown string // for messages
+}
+
+// destOf returns the destination of a normalized replica config.
+func destOf(r *ReplicaConfig) (replicaDest, bool) {
+	switch r.Type {
+	case "file":
+		return replicaDest{store: "file", root: filepath.Clean(r.Path), shown: r.Path}, true
+	case "s3":
+		c, err := newS3Client(r)
+		if err != nil {
+			return replicaDest{}, false
+		}
+		host := endpointHost(c.Endpoint)
+		shown := "s3://" + c.Bucket
+		if p := strings.Trim(c.Path, "/"); p != "" {
+			shown += "/" + p
+		}
+		if host != "" {
+			shown += " at " + host
+		}
+		return replicaDest{store: "s3 " + host + " " + c.Bucket, root: strings.Trim(c.Path, "/"), shown: shown}, true
+	}
+	return replicaDest{}, false
+}
+
+// endpointHost returns an endpoint's host, lower case and without the
+// scheme's default port; "" for no endpoint (AWS).
+func endpointHost(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return strings.ToLower(strings.TrimRight(endpoint, "/"))
+	}
+	host := strings.ToLower(u.Host)
+	if p := u.Port(); p == "443" && u.Scheme == "https" || p == "80" && u.Scheme == "http" {
+		host = strings.ToLower(u.Hostname())
+	}
+	return host
+}
+
+// contains reports whether root a holds root b (equal, or b beneath a).
+func (a replicaDest) contains(b replicaDest) bool {
+	if a.store != b.store {
+		return false
+	}
+	if a.root == b.root {
+		return true
+	}
+	sep := "/"
+	if a.store == "file" {
+		sep = string(filepath.Separator)
+	}
+	return a.root == "" || a.root == sep || strings.HasPrefix(b.root, strings.TrimSuffix(a.root, sep)+sep)
+}
+
+// checkReplicaDests refuses two replicas with one destination, or one
+// inside the other. The error is at the later one's line and names the
+// earlier one's.
+func checkReplicaDests(dbs []*DBConfig) error {
+	type placed struct {
+		dest replicaDest
+		r    *ReplicaConfig
+		db   string
+	}
+	name := func(p placed) string { return fmt.Sprintf("replica %q of %s", p.r.Name, p.db) }
+	var all []placed
+	for _, db := range dbs {
+		for _, r := range db.Replicas {
+			d, ok := destOf(r)
+			if !ok {
+				continue
+			}
+			cur := placed{d, r, db.Path}
+			for _, prev := range all {
+				other := name(prev)
+				if prev.r.Line > 0 {
+					other += fmt.Sprintf(" (line %d)", prev.r.Line)
+				}
+				var where string
+				switch {
+				case prev.dest.store != cur.dest.store:
+					continue
+				case prev.dest.root == cur.dest.root:
+					return fmt.Errorf("%s%s writes to %s, as does %s: retention of each would delete the other's generations, and a restore could return the other's database; give each replica its own path",
+						atLine(r.Line), name(cur), d.shown, other)
+				case prev.dest.contains(cur.dest):
+					where = "inside " + prev.dest.shown
+				case cur.dest.contains(prev.dest):
+					where = "which holds " + prev.dest.shown
+				default:
+					continue
+				}
+				return fmt.Errorf("%s%s writes to %s, %s, where %s writes: replicas must not nest (removing one removes the other, and retention deletes what lies under generations/); give each replica a path outside the others'",
+					atLine(r.Line), name(cur), d.shown, where, other)
+			}
+			all = append(all, cur)
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -116,6 +118,17 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"unknown type", "dbs:\n  - path: /a.db\n    replicas:\n      - type: ftp\n        path: /x\n", []string{"line 4", `"ftp"`}},
 		{"negative interval", "dbs:\n  - path: /a.db\n    monitor-interval: -1s\n", []string{"line 2", "monitor-interval"}},
 		{"not yaml", "dbs: [\n", []string{"line"}},
+		{"tab in indentation", "dbs:\n  - path: /a.db\n    replicas:\n      - path: /x\n\tname: y\n", []string{"line 5:", "tab"}},
+		{"key out of its block", "dbs:\n  - path: /a.db\n  replicas:\n", []string{"line 3:"}},
+		{"list item out of its block", "dbs:\n  - path: /a.db\n    replicas:\n      - path: /x\n    - path: /y\n", []string{"line 5:"}},
+		{"error on the first line", "a: b: c\n", []string{"line 1:"}},
+		{"dbs as a map", "dbs:\n  path: /a.db\n", []string{"line 2:", "dbs must be a list of databases", "found keys and values (a map)"}},
+		{"replicas as a map", "dbs:\n  - path: /a.db\n    replicas:\n      path: /x\n", []string{"line 4:", "replicas must be a list"}},
+		{"database as a string", "dbs:\n  - /a.db\n", []string{"line 2:", "a database entry must be keys and values", "found a string"}},
+		{"number expected", "dbs:\n  - path: /a.db\n    min-checkpoint-page-count: lots\n", []string{"line 3:", "expected a whole number; found a string (lots)"}},
+		{"url that is no URL", "dbs:\n  - path: /a.db\n    replicas:\n      - url: s3:/bucket/x\n", []string{"line 4:", "write s3://BUCKET/PATH"}},
+		{"url as a path", "dbs:\n  - path: /a.db\n    replicas:\n      - path: s3://bucket/x\n", []string{"line 4:", "write a URL as url:"}},
+		{"url and bucket", "dbs:\n  - path: /a.db\n    replicas:\n      - url: s3://b/x\n        bucket: c\n", []string{"line 4:", "both url and bucket"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.src), true)
@@ -126,6 +139,9 @@ func TestParseConfig_Errors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "main.") || strings.Contains(err.Error(), "!!") {
+				t.Errorf("error %q speaks of Go types or YAML tags", err)
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans several lines: %q", err)
@@ -217,5 +233,186 @@ func TestMinCheckpointPageCountSetByHand(t *testing.T) {
 	}
 	if db.MinCheckpointPageN != 500 || db.LargeTxCheckpointPageN != 0 {
 		t.Errorf("set to 500: %d and %d for large transactions; want 500 and 0 (off)", db.MinCheckpointPageN, db.LargeTxCheckpointPageN)
+	}
+}
+
+// TestReplicaURL_CommandLineAsConfig: a REPLICA_URL argument and a url: in
+// the config file give the same replica, or the same error.
+func TestReplicaURL_CommandLineAsConfig(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	for _, tc := range []struct {
+		url        string
+		typ, where string // want: type, and directory or URL; or
+		err        string // an error holding this
+	}{
+		{url: "/backups/a", typ: "file", where: "/backups/a"},
+		{url: "rel/dir", typ: "file", where: filepath.Join(wd, "rel/dir")},
+		{url: "./s3:/bucket/x", typ: "file", where: filepath.Join(wd, "s3:/bucket/x")},
+		{url: "C:/backups", typ: "file", where: filepath.Join(wd, "C:/backups")},
+		{url: `C:\backups`, typ: "file", where: filepath.Join(wd, `C:\backups`)},
+		{url: "file:///backups/a", typ: "file", where: "/backups/a"},
+		{url: "file:/backups/a", typ: "file", where: "/backups/a"},
+		{url: "file://localhost/backups/a", typ: "file", where: "/backups/a"},
+		{url: "file:///backups/a/../b/", typ: "file", where: "/backups/b"},
+		{url: "s3://bucket/app", typ: "s3", where: "s3://bucket/app"},
+		{url: "s3://bucket.localhost:9000/app?region=x", typ: "s3", where: "s3://bucket.localhost:9000/app?region=x"},
+		{url: "s3:/bucket/x", err: `replica URL "s3:/bucket/x": write s3://BUCKET/PATH`},
+		{url: "s3:bucket/y", err: `replica URL "s3:bucket/y": write s3://BUCKET/PATH`},
+		{url: "s3://", err: "write s3://BUCKET/PATH"},
+		{url: "s3://b/x?endpont=http://h", err: `unknown parameter "endpont"`},
+		{url: "s3://b/x?forcePathStyle=maybe", err: "forcePathStyle must be true or false"},
+		{url: "s3://k:hunter2@b/x", err: `"s3://k:xxxxx@b/x": an s3 URL carries no credentials`},
+		{url: "file:rel", err: `replica URL "file:rel": write file:///ABSOLUTE/PATH, or a plain path`},
+		{url: "file:", err: "write file:///ABSOLUTE/PATH"},
+		{url: "file://", err: "write file:///ABSOLUTE/PATH"},
+		{url: "file://host/x", err: "a file URL has no host"},
+		{url: "file:///x?y", err: "takes no ?query"},
+		{url: "gcs://b/p", err: "gcs replicas are not supported by this build yet"},
+		{url: "abs://a@c/p", err: "abs replicas are not supported by this build yet"},
+		{url: "sftp://u:hunter2@h/p", err: `"sftp://u:xxxxx@h/p": sftp replicas are not supported`},
+		{url: "http://h/p", err: `unknown scheme "http"`},
+		{url: "backups:2024", err: `unknown scheme "backups"`},
+		{url: "my dir:x", err: "not a URL or a path"},
+		{url: "1x:y", err: "not a URL or a path"},
+		{url: "s3://b/%zz", err: "invalid URL escape"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			fs := newFlagSet("replicate", "", "")
+			cf := registerConfigFlags(fs)
+			if err := fs.Parse([]string{filepath.Join(dir, "a.db"), tc.url}); err != nil {
+				t.Fatal(err)
+			}
+			cli, cliErr := loadReplicateConfig(fs, cf)
+			file, fileErr := ParseConfig([]byte(fmt.Sprintf("dbs:\n  - path: /a.db\n    replicas:\n      - url: %q\n", tc.url)), false)
+			if tc.err != "" {
+				if cliErr == nil || fileErr == nil {
+					t.Fatalf("accepted: command line %v, config file %v", cliErr, fileErr)
+				}
+				if want := "line 4: " + cliErr.Error(); fileErr.Error() != want {
+					t.Errorf("config file says %q, command line %q", fileErr, cliErr)
+				}
+				if !strings.Contains(cliErr.Error(), tc.err) {
+					t.Errorf("error %q does not contain %q", cliErr, tc.err)
+				}
+				if strings.Contains(cliErr.Error(), "hunter2") {
+					t.Errorf("password in the error %q", cliErr)
+				}
+				return
+			}
+			if cliErr != nil || fileErr != nil {
+				t.Fatalf("refused: command line %v, config file %v", cliErr, fileErr)
+			}
+			for _, r := range []*ReplicaConfig{cli.DBs[0].Replicas[0], file.DBs[0].Replicas[0]} {
+				where := r.Path
+				if r.Type == "s3" {
+					where = r.URL
+				}
+				if r.Type != tc.typ || where != tc.where {
+					t.Errorf("got type %q at %q; want %q at %q", r.Type, where, tc.typ, tc.where)
+				}
+			}
+		})
+	}
+}
+
+// TestParseConfig_SharedReplicaPath: two replicas that write to one place,
+// or one inside the other, however spelt, are refused at load with both
+// lines; neighbours are not.
+func TestParseConfig_SharedReplicaPath(t *testing.T) {
+	wd, _ := os.Getwd()
+	two := func(a, b string) string {
+		return "dbs:\n  - path: /a.db\n    replicas:\n      - " + a + "\n  - path: /b.db\n    replicas:\n      - " + b + "\n"
+	}
+	for _, tc := range []struct {
+		name, src string
+		want      []string // substrings of the error; none: accepted
+	}{
+		{"same directory", two("path: /x/rep", "path: /x/rep"), []string{"line 7:", `replica "file" of /b.db writes to /x/rep, as does replica "file" of /a.db (line 4)`, "retention"}},
+		{"path and file URL", two("path: /x/rep", "url: file:///x/rep/"), []string{"line 7:", "(line 4)"}},
+		{"relative and absolute", two("path: rep", "path: "+wd+"/sub/../rep"), []string{"line 7:", "writes to " + wd + "/rep"}},
+		{"directory inside another", two("path: /x/rep", "path: /x/rep/b"), []string{"line 7:", "writes to /x/rep/b, inside /x/rep, where replica \"file\" of /a.db (line 4) writes", "must not nest"}},
+		{"directory holding another", two("path: /x/rep/a", "path: /x/rep"), []string{"line 7:", "writes to /x/rep, which holds /x/rep/a", "must not nest"}},
+		{"root directory", two("path: /", "path: /x"), []string{"line 7:", "must not nest"}},
+		{"neighbour directories", two("path: /x/rep", "path: /x/rep2"), nil},
+		{"two replicas of one database", "dbs:\n  - path: /a.db\n    replicas:\n      - name: a\n        path: /x\n      - name: b\n        path: /x/\n", []string{"line 6:", `replica "b" of /a.db writes to /x, as does replica "a" of /a.db (line 4)`}},
+		{"s3 URL and bucket", two("url: s3://bkt/app/", "bucket: bkt\n        path: /app"), []string{"line 7:", "writes to s3://bkt/app, as does", "(line 4)"}},
+		{"s3 slashes", two("url: s3://bkt//app//", "url: s3://bkt/app"), []string{"line 7:", "s3://bkt/app"}},
+		{"s3 local host and endpoint", two("url: s3://bkt.localhost:9000/app", "bucket: bkt\n        path: app\n        endpoint: http://LOCALHOST:9000/"), []string{"line 7:", "s3://bkt/app at localhost:9000"}},
+		{"s3 endpoint in the query", two("url: s3://bkt/app?endpoint=https://minio.example:443", "url: s3://bkt/app\n        endpoint: https://minio.example"), []string{"line 7:", "at minio.example"}},
+		{"s3 provider host", two("url: s3://bkt.s3.us-west-004.backblazeb2.com/app", "bucket: bkt\n        path: app\n        endpoint: https://s3.us-west-004.backblazeb2.com"), []string{"line 7:"}},
+		{"s3 prefix inside another", two("url: s3://bkt/app", "url: s3://bkt/app/b"), []string{"line 7:", "inside s3://bkt/app", "must not nest"}},
+		{"s3 bucket root", two("url: s3://bkt", "url: s3://bkt/app"), []string{"line 7:", "inside s3://bkt,"}},
+		{"s3 neighbour prefixes", two("url: s3://bkt/app", "url: s3://bkt/apple"), nil},
+		{"s3 other bucket", two("url: s3://bkt/app", "url: s3://bkt2/app"), nil},
+		{"s3 other endpoint", two("url: s3://bkt/app", "url: s3://bkt.localhost:9000/app"), nil},
+		{"file and s3", two("path: /bkt/app", "url: s3://bkt/app"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.src), false)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestReplicaLogAttrs: the startup line of an S3 replica names its bucket,
+// prefix, endpoint host, region and sync interval, and no credential.
+func TestReplicaLogAttrs(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`access-key-id: AKIAGLOBAL
+secret-access-key: GLOBALSECRET
+dbs:
+  - path: /a.db
+    replicas:
+      - url: s3://bkt/app?endpoint=https://user:URLSECRET@minio.example/
+        region: eu-west-1
+        sync-interval: 5s
+        access-key-id: AKIAOWN
+        secret-access-key: OWNSECRET
+`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReplicaFromConfig(cfg.DBs[0].Replicas[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("replicating", replicaLogAttrs(r)...)
+	line := buf.String()
+	for _, want := range []string{"replica=s3 type=s3 bucket=bkt path=app endpoint=https://minio.example/ region=eu-west-1 sync_interval=5s"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("%q does not contain %q", line, want)
+		}
+	}
+	for _, secret := range []string{"AKIA", "SECRET", "user"} {
+		if strings.Contains(line, secret) {
+			t.Errorf("%q shows %q", line, secret)
+		}
+	}
+}
+
+// TestVersionFlags: the version stamped with -ldflags -X main.Version is
+// what version, -version and --version print.
+func TestVersionFlags(t *testing.T) {
+	defer func(v string) { Version = v }(Version)
+	Version = "v9.9.9-test"
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		var stdout, stderr strings.Builder
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 || stdout.String() != "v9.9.9-test\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
 	}
 }

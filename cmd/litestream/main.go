@@ -41,17 +41,23 @@ func main() {
 }
 
 // run executes the command line and returns the exit code: 0 on success
-// (and for -h), 1 on any error, reported as one line on stderr.
+// (and for -h), 1 on any error, reported as one line on stderr. With no
+// command at all it prints the usage to stderr and returns 1, so that a
+// script that forgot its command fails.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 1
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
 		if len(args) > 1 {
 			return run(ctx, []string{args[1], "-h"}, stdout, stderr)
 		}
 		printUsage(stdout)
-		if len(args) == 0 {
-			return 1
-		}
 		return 0
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commandList {
 		if c.name == args[0] {
@@ -69,8 +75,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "litestream: unknown command %q; run 'litestream help' for the list\n", args[0])
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "litestream: unknown flag %q: flags follow the command (litestream replicate -config PATH); run 'litestream help' for the commands\n", args[0])
+		return 1
+	}
+	fmt.Fprintf(stderr, "litestream: unknown command %q%s; run 'litestream help' for the list\n", args[0], suggestCommand(args[0]))
 	return 1
+}
+
+// suggestCommand proposes the command closest to a mistyped one: within two
+// edits, or the only one it is a prefix of.
+func suggestCommand(name string) string {
+	best, bestD := "", 3
+	var prefixOf []string
+	for _, c := range commandList {
+		if d := editDistance(name, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
+		if len(name) >= 2 && strings.HasPrefix(c.name, name) {
+			prefixOf = append(prefixOf, c.name)
+		}
+	}
+	if best == "" && len(prefixOf) == 1 {
+		best = prefixOf[0]
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
 func printUsage(w io.Writer) {
@@ -86,7 +118,9 @@ Commands:`)
 		fmt.Fprintf(w, "	%-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, `
-Run 'litestream <command> -h' for a command's flags.
+Run 'litestream <command> -h' for a command's flags, and 'litestream version'
+(or -version) for the version. With no command, litestream prints this text
+to stderr and exits 1.
 The config file is -config PATH, else $LITESTREAM_CONFIG, else /etc/litestream.yml.`)
 }
 
