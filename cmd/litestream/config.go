@@ -27,6 +27,11 @@ type Config struct {
 	Logging         LoggingConfig `yaml:"logging"`
 	HealthWindow    *Duration     `yaml:"health-window"` // /healthz: longest time since a replica's last good sync
 	Pprof           bool          `yaml:"pprof"`         // serve /debug/pprof on addr (off by default)
+
+	// EmptyVars names each $VAR or ${VAR} that expanded to nothing, with
+	// its line: a secret or a bucket name left unset is a config that
+	// looks right and is not.
+	EmptyVars []string `yaml:"-"`
 }
 
 // LoggingConfig selects the log level, format and stream.
@@ -129,8 +134,9 @@ var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in ty
 // expandEnv is false), strict keys, defaults that derive from other keys,
 // and validation. Every error names the key and its line.
 func ParseConfig(data []byte, expandEnv bool) (*Config, error) {
+	var empty []string
 	if expandEnv {
-		data = []byte(os.ExpandEnv(string(data)))
+		data, empty = expandEnvVars(data)
 	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -147,7 +153,27 @@ func ParseConfig(data []byte, expandEnv bool) (*Config, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
+	cfg.EmptyVars = empty
 	return &cfg, nil
+}
+
+// expandEnvVars expands $VAR and ${VAR} line by line, as os.ExpandEnv
+// does, and returns "line N: NAME" for each variable that was unset or
+// empty outside a comment line.
+func expandEnvVars(data []byte) ([]byte, []string) {
+	var empty []string
+	lines := strings.Split(string(data), "\n")
+	for i, line := range lines {
+		comment := strings.HasPrefix(strings.TrimSpace(line), "#")
+		lines[i] = os.Expand(line, func(name string) string {
+			v := os.Getenv(name)
+			if v == "" && !comment {
+				empty = append(empty, fmt.Sprintf("line %d: %s", i+1, name))
+			}
+			return v
+		})
+	}
+	return []byte(strings.Join(lines, "\n")), empty
 }
 
 // describeYAMLError rewrites the YAML library's messages into ours: the

@@ -416,3 +416,25 @@ func TestVersionFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigEmptyVars: a ${VAR} that expands to nothing is named with its
+// line, so that replicate can warn about it; comment lines are not.
+func TestConfigEmptyVars(t *testing.T) {
+	t.Setenv("LITESTREAM_TEST_SET", "/tmp/x.db")
+	t.Setenv("LITESTREAM_TEST_EMPTY", "")
+	cfg, err := ParseConfig([]byte(`# ${LITESTREAM_TEST_IN_COMMENT}
+dbs:
+  - path: ${LITESTREAM_TEST_SET}
+    replicas:
+      - url: s3://bkt/app
+        access-key-id: key
+        secret-access-key: ${LITESTREAM_TEST_EMPTY}$LITESTREAM_TEST_UNSET
+`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"line 7: LITESTREAM_TEST_EMPTY", "line 7: LITESTREAM_TEST_UNSET"}
+	if strings.Join(cfg.EmptyVars, ",") != strings.Join(want, ",") {
+		t.Fatalf("EmptyVars = %q, want %q", cfg.EmptyVars, want)
+	}
+}

@@ -55,6 +55,9 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	}
 	slog.SetDefault(logger)
 	logger.Info("starting litestream", "version", version())
+	for _, v := range cfg.EmptyVars {
+		logger.Warn("a variable in the config file is unset or empty; the key it fills is empty", "variable", v)
+	}
 	if *execCmd != "" {
 		if cfg.Exec != "" && cfg.Exec != *execCmd {
 			logger.Warn("the -exec flag overrides the config file's exec", "flag", *execCmd, "config", cfg.Exec)
