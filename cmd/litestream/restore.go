@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,6 +26,11 @@ searched, and it is the default output path) or a replica URL (then -o is
 required). Restore never overwrites: it writes next to the output and renames
 into place, so the output is either absent or a complete, checked database.
 
+Of several replicas, restore reads the one that reaches furthest; of those
+that reach as far, the cheapest: a local directory over object storage, then
+the fewest stored bytes. The "restoring" line names the choice and why;
+-replica NAME overrides it.
+
 Examples:
 	litestream restore /var/lib/app.db
 	litestream restore -o /tmp/app.db s3://my-bucket/app
@@ -35,13 +42,14 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("restore", "[flags] DB_PATH|REPLICA_URL", restoreHelp)
 	cf := registerConfigFlags(fs)
 	output := fs.String("o", "", "output path (default: the database path; required with a replica URL)")
-	replicaName := fs.String("replica", "", "restore from this replica only (default: the newest of all)")
+	replicaName := fs.String("replica", "", "restore from this replica only (default: the one that reaches furthest, the cheapest of those)")
 	generation := fs.String("generation", "", "restore from this generation (default: the newest)")
 	indexStr := fs.String("index", "", "restore up to and including this WAL index, in hex as shown by 'litestream wal'")
 	timestampStr := fs.String("timestamp", "", "restore the state as of this time, RFC 3339 (2026-11-24T10:00:00Z)")
 	parallelism := fs.Int("parallelism", 8, "WAL segments downloaded at once")
 	ifDBNotExists := fs.Bool("if-db-not-exists", false, "succeed quietly if the output already exists")
 	ifReplicaExists := fs.Bool("if-replica-exists", false, "succeed quietly if there is no backup to restore")
+	verbose := fs.Bool("v", false, "verbose: also log each step of the restore and its timings")
 	if err := fs.parse(args, c.stdout); err != nil {
 		return err
 	}
@@ -70,7 +78,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		return errors.New("-parallelism must be at least 1")
 	}
 
-	replicas, dbc, err := resolveReplicas(cf, fs.Arg(0))
+	replicas, dbc, err := resolveArg(cf, fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -83,6 +91,13 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	// Before planning, which reads the replica: an output that exists, or
 	// another database's -wal, -shm or -journal beside it, fails at once.
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		name := "restored.db"
+		if dbc != nil {
+			name = filepath.Base(dbc.Path)
+		}
+		return fmt.Errorf("%s is a directory: give a file path, such as %s", out, filepath.Join(out, name))
+	}
 	if err := litestream.CheckRestoreOutput(out); errors.Is(err, litestream.ErrOutputExists) {
 		if *ifDBNotExists {
 			fmt.Fprintf(c.stdout, "%s already exists; nothing restored (-if-db-not-exists)\n", out)
@@ -93,7 +108,11 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	opt.Logger = logger
 	plan, err := litestream.PlanRestore(ctx, replicas, opt)
 	if errors.Is(err, litestream.ErrNoBackup) && *ifReplicaExists {
