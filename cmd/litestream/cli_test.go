@@ -336,8 +336,10 @@ func TestBinary(t *testing.T) {
 		}
 		// Another commit may land while the binary builds.
 		revs := []string{headBefore, gitHead()}
-		if revs[0] == "" || revs[1] == "" {
-			t.Logf("no git: version %q not checked", version)
+		if revs[0] == "" || revs[1] == "" || strings.Contains(version, "(development build)") {
+			// No VCS information reached the build (a worktree, a
+			// checkout the go command does not stamp): nothing to compare.
+			t.Logf("no VCS information: version %q not checked", version)
 			return
 		}
 		if !strings.Contains(version, revs[0][:12]) && !strings.Contains(version, revs[1][:12]) {
