@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -185,7 +184,7 @@ func TestReplicateStartupCheck(t *testing.T) {
 		proxy.SetFaults(s3test.Faults{Error500: 1})
 		cfg, _ := s3Config(t, bucket, proxy.Endpoint(), keys...)
 		cmd := litestreamProcess(t, nil, "replicate", "-config", cfg)
-		var stdout, stderr checkOutput
+		var stdout, stderr lockedBuffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -212,22 +211,4 @@ func TestReplicateStartupCheck(t *testing.T) {
 		}
 		requireJSONLines(t, stdout.String())
 	})
-}
-
-// checkOutput is a bytes.Buffer safe to read while a process writes it.
-type checkOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *checkOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *checkOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
