@@ -20,10 +20,7 @@ import (
 func TestS3OutageLog(t *testing.T) {
 	srv := s3test.StartServer(t)
 	bucket := srv.CreateBucket(t)
-	t.Setenv("LITESTREAM_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	useS3Credentials(t)
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")

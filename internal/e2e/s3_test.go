@@ -18,10 +18,7 @@ import (
 func TestS3ReplicateRestoreWithOutage(t *testing.T) {
 	srv := s3test.StartServer(t)
 	bucket := srv.CreateBucket(t)
-	t.Setenv("LITESTREAM_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	useS3Credentials(t)
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
@@ -56,4 +53,13 @@ func TestS3ReplicateRestoreWithOutage(t *testing.T) {
 		t.Fatalf("%d generations", n)
 	}
 	requireLive(t, dbPath, w.LastCommitted())
+}
+
+// useS3Credentials gives the litestream processes the test S3 server's
+// keys, and no AWS keys of the environment that could take precedence.
+func useS3Credentials(t *testing.T) {
+	t.Setenv("LITESTREAM_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 }

@@ -162,10 +162,7 @@ func TestObjectStoreFaults(t *testing.T) {
 	proxy := s3test.StartFaultProxy(t, srv.Endpoint(), uint64(time.Now().UnixNano()))
 	faults := s3test.Faults{Error500: 0.05, SlowDown: 0.05, Drop: 0.03, CutBody: 0.1, Stall: 0.02, StallTime: 500 * time.Millisecond}
 	proxy.SetFaults(faults)
-	t.Setenv("LITESTREAM_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	useS3Credentials(t)
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
