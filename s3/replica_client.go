@@ -198,6 +198,7 @@ func sdkLog(classification logging.Classification, format string, v ...any) {
 // Every other error comes at once: credentials, bucket and region are
 // wrong, and no retry will change that.
 func (c *ReplicaClient) CheckStore(ctx context.Context) error {
+	start := time.Now()
 	client, err := c.Init(ctx)
 	if err != nil {
 		return err
@@ -206,7 +207,6 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 		Bucket: aws.String(c.Bucket), Prefix: aws.String(c.key(litestream.GenerationsDir()) + "/"), MaxKeys: aws.Int32(1),
 	}
 	oneAttempt := func(o *s3.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 1) }
-	start := time.Now()
 	var last error
 	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
 		_, err := client.ListObjectsV2(ctx, in, oneAttempt)
@@ -224,7 +224,12 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 			f.attempts = attempt - 1
 		default:
 			// The first attempt is still waiting for an answer.
-			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", time.Since(start).Round(100*time.Millisecond))
+			// The bound is named, not the time measured: the caller chose it.
+			waited := time.Since(start)
+			if deadline, ok := ctx.Deadline(); ok {
+				waited = deadline.Sub(start)
+			}
+			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", waited.Round(100*time.Millisecond))
 		}
 		if f.kind == failNotFound {
 			f.kind = failNoBucket // a LIST in a bucket that exists never answers 404
