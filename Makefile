@@ -8,9 +8,15 @@ export CGO_ENABLED ?= 0
 VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 V03_VERSION         := v0.3.13
+FAKE_GCS_VERSION    := v1.56.1
+AZURITE_VERSION     := 3.35.0
 
 DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([^0-9]\)/0.0.0~\1/')
 PLATFORMS   := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+# The storage servers' binaries, for the tests that start them.
+TEST_SERVERS := VERSITYGW=$(BIN)/versitygw FAKE_GCS_SERVER=$(BIN)/fake-gcs-server \
+	AZURITE_BLOB=$(BIN)/azurite/node_modules/.bin/azurite-blob SSHD=/usr/sbin/sshd
 
 .PHONY: build install test tools lint fuzz-short torture bench bench-quick release deb package-check clean
 
@@ -22,11 +28,21 @@ build:
 install:
 	go install -trimpath -ldflags "$(LDFLAGS)" ./cmd/litestream
 
-## tools: test tools (the versitygw S3 server, staticcheck, Litestream
-## v0.3.13 for the compatibility test; it needs cgo and gcc) into ./bin, and
-## the application zoo's sqlite3 shell and python3 from apt when missing
-tools: $(BIN)/versitygw $(BIN)/staticcheck $(BIN)/v0.3/litestream
-	command -v sqlite3 >/dev/null && command -v python3 >/dev/null || (apt-get update && apt-get install -y sqlite3 python3)
+## tools: test tools into ./bin: the storage servers the backends are tested
+## against (versitygw for S3, fake-gcs-server for GCS, Azurite for Azure
+## Blob Storage, from npm), staticcheck, Litestream v0.3.13 for the
+## compatibility test (it needs cgo and gcc); and from apt when missing, the
+## application zoo's sqlite3 shell and python3, and OpenSSH's sshd for SFTP
+tools: $(BIN)/versitygw $(BIN)/fake-gcs-server $(BIN)/azurite/node_modules/.bin/azurite-blob $(BIN)/staticcheck $(BIN)/v0.3/litestream
+	command -v sqlite3 >/dev/null && command -v python3 >/dev/null && test -x /usr/sbin/sshd || \
+		(apt-get update && apt-get install -y sqlite3 python3 openssh-server)
+
+$(BIN)/fake-gcs-server:
+	GOBIN=$(BIN) CGO_ENABLED=0 go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+
+$(BIN)/azurite/node_modules/.bin/azurite-blob:
+	mkdir -p $(BIN)/azurite
+	cd $(BIN)/azurite && npm install --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 
 $(BIN)/v0.3/litestream:
 	GOBIN=$(BIN)/v0.3 CGO_ENABLED=1 go install github.com/benbjohnson/litestream/cmd/litestream@$(V03_VERSION)
@@ -45,7 +61,7 @@ lint: $(BIN)/staticcheck
 
 ## test: everything: tools, lint, every test with the race detector, short fuzzing
 test: tools lint
-	CGO_ENABLED=1 VERSITYGW=$(BIN)/versitygw LITESTREAM_V03=$(BIN)/v0.3/litestream go test -race -count=1 -timeout 40m ./...
+	CGO_ENABLED=1 $(TEST_SERVERS) LITESTREAM_V03=$(BIN)/v0.3/litestream go test -race -count=1 -timeout 40m ./...
 	scripts/fuzz.sh 100000x
 
 ## torture: the long reliability run: 1000 crash cycles, faults, hostile
