@@ -75,6 +75,19 @@ type ReplicaConfig struct {
 	AccessKeyID     string `yaml:"access-key-id"`
 	SecretAccessKey string `yaml:"secret-access-key"`
 
+	// Azure Blob Storage only (bucket is the container, endpoint the
+	// service URL).
+	AccountName string `yaml:"account-name"`
+	AccountKey  string `yaml:"account-key"`
+
+	// SFTP only.
+	Host           string `yaml:"host"` // HOST[:PORT]
+	User           string `yaml:"user"`
+	Password       string `yaml:"password"`
+	KeyPath        string `yaml:"key-path"`
+	HostKey        string `yaml:"host-key"`         // the server's public key, as in known_hosts or authorized_keys
+	KnownHostsPath string `yaml:"known-hosts-path"` // a known_hosts file holding the server's key
+
 	Line int `yaml:"-"`
 }
 
@@ -316,7 +329,7 @@ func suggestKey(key, typ string) string {
 	known := map[string][]string{
 		"Config":        {"dbs", "addr", "access-key-id", "secret-access-key", "exec", "logging", "health-window", "pprof"},
 		"DBConfig":      {"path", "meta-path", "monitor-interval", "checkpoint-interval", "min-checkpoint-page-count", "max-checkpoint-page-count", "replicas"},
-		"ReplicaConfig": {"type", "name", "path", "url", "retention", "retention-check-interval", "snapshot-interval", "sync-interval", "validation-interval", "age", "bucket", "region", "endpoint", "force-path-style", "skip-verify", "access-key-id", "secret-access-key"},
+		"ReplicaConfig": {"type", "name", "path", "url", "retention", "retention-check-interval", "snapshot-interval", "sync-interval", "validation-interval", "age", "bucket", "region", "endpoint", "force-path-style", "skip-verify", "access-key-id", "secret-access-key", "account-name", "account-key", "host", "user", "password", "key-path", "host-key", "known-hosts-path"},
 		"LoggingConfig": {"level", "type", "stderr"},
 		"AgeConfig":     {"identities", "recipients"},
 	}[typ]
@@ -517,10 +530,20 @@ func (r *ReplicaConfig) normalize(c *Config) error {
 		if r.AccessKeyID == "" && r.SecretAccessKey == "" {
 			r.AccessKeyID, r.SecretAccessKey = c.AccessKeyID, c.SecretAccessKey
 		}
-	case "gcs", "abs", "sftp":
-		return fmt.Errorf("%sreplica type %q is not supported by this build yet (supported: file, s3)", at, r.Type)
+	case "gcs":
+		if err := checkGCSConfig(r, c); err != nil {
+			return fmt.Errorf("%s%w", at, err)
+		}
+	case "abs":
+		if err := checkABSConfig(r, c); err != nil {
+			return fmt.Errorf("%s%w", at, err)
+		}
+	case "sftp":
+		if err := checkSFTPConfig(r, c); err != nil {
+			return fmt.Errorf("%s%w", at, err)
+		}
 	default:
-		return fmt.Errorf("%sunknown replica type %q (supported: file, s3)", at, r.Type)
+		return fmt.Errorf("%sunknown replica type %q (supported: file, s3, gcs, abs, sftp)", at, r.Type)
 	}
 	if r.Name == "" {
 		r.Name = r.Type
@@ -583,6 +606,12 @@ func destOf(r *ReplicaConfig) (replicaDest, bool) {
 			shown += " at " + host
 		}
 		return replicaDest{store: "s3 " + host + " " + c.Bucket, root: strings.Trim(c.Path, "/"), shown: shown}, true
+	case "gcs":
+		return gcsDest(r)
+	case "abs":
+		return absDest(r)
+	case "sftp":
+		return sftpDest(r)
 	}
 	return replicaDest{}, false
 }

@@ -132,7 +132,7 @@ func checkDBDirs(cfg *Config) error {
 // directory: "s3:/bucket/x" read as a path would put the backup in
 // ./s3:/bucket/x, on the disk it is meant to protect. A relative directory
 // whose first name has a colon is written ./name:x.
-const replicaURLForms = "write a directory path, file:///ABSOLUTE/PATH or s3://BUCKET/PATH; start a relative path with ./ when its first name has a colon"
+const replicaURLForms = "write a directory path, file:///ABSOLUTE/PATH, s3://BUCKET/PATH, gcs://BUCKET/PATH, abs://[ACCOUNT@]CONTAINER/PATH or sftp://USER[:PASSWORD]@HOST[:PORT]/PATH; start a relative path with ./ when its first name has a colon"
 
 // s3URLQuery lists the query parameters of an s3:// URL; any other is a
 // typo (an "endpont" ignored would send the backup to AWS).
@@ -187,8 +187,12 @@ func parseReplicaURL(s string) (*ReplicaConfig, error) {
 			return nil, err
 		}
 		return &ReplicaConfig{Type: "s3", URL: s}, nil
-	case "gcs", "abs", "sftp":
-		return nil, fmt.Errorf("replica URL %q: %s replicas are not supported by this build yet (supported: file, s3)", shown, scheme)
+	case "gcs":
+		return parseGCSURL(s, shown, u)
+	case "abs":
+		return parseABSURL(s, shown, u)
+	case "sftp":
+		return parseSFTPURL(s, shown, u)
 	}
 	return nil, fmt.Errorf("replica URL %q: unknown scheme %q (%s)", shown, scheme, replicaURLForms)
 }
@@ -290,6 +294,19 @@ func newReplicaFromConfig(rc *ReplicaConfig, ops *litestream.OpCounter) (*litest
 			c.OnOp = ops.Hook("s3")
 		}
 		client = c
+	case "gcs", "abs", "sftp":
+		var onOp func(string, int64)
+		if ops != nil {
+			onOp = ops.Hook(rc.Type)
+		}
+		build := map[string]func(*ReplicaConfig, func(string, int64)) (litestream.ReplicaClient, error){
+			"gcs": newGCSClient, "abs": newABSClient, "sftp": newSFTPClient,
+		}[rc.Type]
+		c, err := build(rc, onOp)
+		if err != nil {
+			return nil, fmt.Errorf("replica %s: %w", rc.Name, err)
+		}
+		client = c
 	default:
 		return nil, fmt.Errorf("replica %s: unsupported type %q", rc.Name, rc.Type)
 	}
@@ -367,6 +384,15 @@ func replicaLogAttrs(r *litestream.Replica) []any {
 		}
 		if c.Region != "" {
 			attrs = append(attrs, "region", c.Region)
+		}
+	default:
+		switch c.Type() {
+		case "gcs":
+			attrs = append(attrs, gcsLogAttrs(c)...)
+		case "abs":
+			attrs = append(attrs, absLogAttrs(c)...)
+		case "sftp":
+			attrs = append(attrs, sftpLogAttrs(c)...)
 		}
 	}
 	attrs = append(attrs, "sync_interval", r.SyncInterval.String())
