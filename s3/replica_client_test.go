@@ -160,6 +160,7 @@ func TestParseURL(t *testing.T) {
 		{"s3://mybucket/db/app", "mybucket", "db/app", "", "", false},
 		{"s3://mybucket", "mybucket", "", "", "", false},
 		{"s3://mybucket.localhost:9000/app", "mybucket", "app", "http://localhost:9000", "us-east-1", true},
+		{"s3://mybucket.localhost/app", "mybucket", "app", "http://localhost", "us-east-1", true},
 		{"s3://mybucket.s3.us-west-002.backblazeb2.com/app", "mybucket", "app", "https://s3.us-west-002.backblazeb2.com", "us-west-002", false},
 		{"s3://mybucket.nyc3.digitaloceanspaces.com/app", "mybucket", "app", "https://nyc3.digitaloceanspaces.com", "nyc3", false},
 		{"s3://mybucket.us-east-1.linodeobjects.com/app", "mybucket", "app", "https://us-east-1.linodeobjects.com", "us-east-1", false},

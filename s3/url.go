@@ -50,13 +50,17 @@ func ParseURL(s string) (*ReplicaClient, error) {
 }
 
 // ApplyHost interprets a Bucket that is a host name (from a URL or the
-// config file): a local server, or a known provider, becomes the bucket
+// config file): a local server (BUCKET.localhost, with or without a
+// port, as in v0.3), or a known provider, becomes the bucket
 // name plus endpoint, region and addressing style.
 func (c *ReplicaClient) ApplyHost() {
 	host, port, _ := strings.Cut(c.Bucket, ":")
-	if port != "" && strings.HasSuffix(host, ".localhost") || host == "localhost" && port != "" {
+	if strings.HasSuffix(host, ".localhost") || host == "localhost" && port != "" {
 		bucket := strings.TrimSuffix(host, ".localhost")
-		c.Bucket, c.Endpoint = bucket, "http://localhost:"+port
+		c.Bucket, c.Endpoint = bucket, "http://localhost"
+		if port != "" {
+			c.Endpoint += ":" + port
+		}
 		t := true
 		c.ForcePathStyle = &t
 		c.Region = orDefault(c.Region, "us-east-1")

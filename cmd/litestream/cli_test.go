@@ -184,8 +184,6 @@ func TestBinary(t *testing.T) {
 			{"file:rel", `replica URL "file:rel": write file:///ABSOLUTE/PATH, or a plain path for a relative directory`},
 			{"file://rel/dir", `a file URL has no host: write file:///ABSOLUTE/PATH`},
 			{"file:///backups/a#1", `takes no ?query or #fragment`},
-			{"gcs://b/p", `gcs replicas are not supported by this build yet`},
-			{"sftp://u@h/p", `sftp replicas are not supported by this build yet`},
 			{"backups:2024/x", `unknown scheme "backups"`},
 			{"my backups:x", `not a URL or a path`},
 		} {

@@ -32,6 +32,9 @@ type Config struct {
 	// its line: a secret or a bucket name left unset is a config that
 	// looks right and is not.
 	EmptyVars []string `yaml:"-"`
+	// Notes says what loading decided that the file does not spell out
+	// (a name given to an unnamed replica), for the startup log.
+	Notes []string `yaml:"-"`
 }
 
 // LoggingConfig selects the log level, format and stream.
@@ -118,12 +121,14 @@ func (d *Duration) D(def time.Duration) time.Duration {
 	return time.Duration(*d)
 }
 
-// DefaultConfigPath returns $LITESTREAM_CONFIG, else /etc/litestream.yml.
+// DefaultConfigPath returns $LITESTREAM_CONFIG, else the platform's
+// default: /etc/litestream.yml, or C:\Litestream\litestream.yml on
+// Windows, as in v0.3.
 func DefaultConfigPath() string {
 	if p := os.Getenv("LITESTREAM_CONFIG"); p != "" {
 		return p
 	}
-	return "/etc/litestream.yml"
+	return defaultConfigPath
 }
 
 // ReadConfigFile reads and validates a config file.
@@ -406,11 +411,18 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 // normalize expands paths, derives replica types and names, propagates
 // global credentials, and validates.
 func (c *Config) normalize() error {
-	switch c.Logging.Level {
+	// Level and type are read in any case, and "warning" is "warn", as
+	// v0.3 reads them; anything else is a typo, and an error.
+	level := strings.ToLower(c.Logging.Level)
+	switch level {
 	case "", "debug", "info", "warn", "error":
+	case "warning":
+		level = "warn"
 	default:
 		return fmt.Errorf("logging.level %q: use debug, info, warn or error", c.Logging.Level)
 	}
+	c.Logging.Level = level
+	c.Logging.Type = strings.ToLower(c.Logging.Type)
 	switch c.Logging.Type {
 	case "", "text", "json":
 	default:
@@ -449,17 +461,23 @@ func (db *DBConfig) normalize(c *Config) error {
 			return fmt.Errorf("line %d: meta-path: %w", db.Line, err)
 		}
 	}
-	for key, d := range map[string]*Duration{"monitor-interval": db.MonitorInterval, "checkpoint-interval": db.CheckpointInterval} {
-		if d != nil && *d <= 0 {
-			return fmt.Errorf("line %d: %s must be positive", db.Line, key)
-		}
+	// 0 turns checkpoint-interval and max-checkpoint-page-count off, as in
+	// v0.3. A monitor-interval or min-checkpoint-page-count of 0 is
+	// refused: v0.3 then replicated nothing at all, or refused to start.
+	if db.MonitorInterval != nil && *db.MonitorInterval <= 0 {
+		return fmt.Errorf("line %d: monitor-interval must be positive", db.Line)
 	}
-	for key, n := range map[string]*int{"min-checkpoint-page-count": db.MinCheckpointPageN, "max-checkpoint-page-count": db.MaxCheckpointPageN} {
-		if n != nil && *n <= 0 {
-			return fmt.Errorf("line %d: %s must be positive", db.Line, key)
-		}
+	if db.CheckpointInterval != nil && *db.CheckpointInterval < 0 {
+		return fmt.Errorf("line %d: checkpoint-interval must not be negative (0 turns timed checkpoints off)", db.Line)
+	}
+	if db.MinCheckpointPageN != nil && *db.MinCheckpointPageN <= 0 {
+		return fmt.Errorf("line %d: min-checkpoint-page-count must be positive", db.Line)
+	}
+	if db.MaxCheckpointPageN != nil && *db.MaxCheckpointPageN < 0 {
+		return fmt.Errorf("line %d: max-checkpoint-page-count must not be negative (0 turns it off)", db.Line)
 	}
 	names := map[string]int{}
+	var unnamed []*ReplicaConfig
 	for i, r := range db.Replicas {
 		if r == nil {
 			return fmt.Errorf("line %d: replica entry %d of %s is empty", db.Line, i+1, db.Path)
@@ -467,17 +485,41 @@ func (db *DBConfig) normalize(c *Config) error {
 		if err := r.normalize(c); err != nil {
 			return err
 		}
+		if r.Name == "" {
+			unnamed = append(unnamed, r)
+			continue
+		}
 		if first, ok := names[r.Name]; ok {
 			return fmt.Errorf("line %d: name: two replicas of %s are named %q (first at line %d): give each a distinct name", r.Line, db.Path, r.Name, first)
 		}
 		names[r.Name] = r.Line
 	}
+	// An unnamed replica is named after its type, as in v0.3; the second
+	// of a type is TYPE2, and so on, skipping names already given.
+	for _, r := range unnamed {
+		r.Name = r.Type
+		for n := 2; hasName(names, r.Name); n++ {
+			r.Name = fmt.Sprintf("%s%d", r.Type, n)
+		}
+		names[r.Name] = r.Line
+		if r.Name != r.Type {
+			c.Notes = append(c.Notes, fmt.Sprintf("%sthe replica of %s has no name, and another %s replica is named %q: it is named %q", atLine(r.Line), db.Path, r.Type, r.Type, r.Name))
+		}
+	}
 	return nil
+}
+
+func hasName(names map[string]int, name string) bool {
+	_, ok := names[name]
+	return ok
 }
 
 // normalize derives the replica's type and name and checks its keys.
 func (r *ReplicaConfig) normalize(c *Config) error {
 	at := atLine(r.Line)
+	if r.Path != "" && !isPlainPath(r.Path) {
+		return fmt.Errorf("%spath %q is a URL, not a path: write it as url: instead (and start a relative path with ./ when its first name has a colon)", at, redactURL(r.Path))
+	}
 	if r.Path != "" && r.URL != "" {
 		return fmt.Errorf("%sreplica has both path and url: keep one", at)
 	}
@@ -512,9 +554,6 @@ func (r *ReplicaConfig) normalize(c *Config) error {
 		if r.Path == "" {
 			return fmt.Errorf("%sfile replica needs a path", at)
 		}
-		if !isPlainPath(r.Path) {
-			return fmt.Errorf("%spath %q is not a directory path: write a URL as url:, and start a relative path with ./ when its first name has a colon", at, redactURL(r.Path))
-		}
 		p, err := expandPath(r.Path)
 		if err != nil {
 			return fmt.Errorf("%spath: %w", at, err)
@@ -545,13 +584,13 @@ func (r *ReplicaConfig) normalize(c *Config) error {
 	default:
 		return fmt.Errorf("%sunknown replica type %q (supported: file, s3, gcs, abs, sftp)", at, r.Type)
 	}
-	if r.Name == "" {
-		r.Name = r.Type
-	}
-	for key, d := range map[string]*Duration{"sync-interval": r.SyncInterval, "retention": r.Retention, "retention-check-interval": r.RetentionCheckInterval} {
+	for key, d := range map[string]*Duration{"sync-interval": r.SyncInterval, "retention-check-interval": r.RetentionCheckInterval} {
 		if d != nil && *d <= 0 {
 			return fmt.Errorf("%s%s must be positive", at, key)
 		}
+	}
+	if r.Retention != nil && *r.Retention < 0 {
+		return fmt.Errorf("%sretention must not be negative (0 keeps every snapshot)", at)
 	}
 	for key, d := range map[string]*Duration{"snapshot-interval": r.SnapshotInterval, "validation-interval": r.ValidationInterval} {
 		if d != nil && *d < 0 {

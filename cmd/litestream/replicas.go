@@ -24,7 +24,7 @@ type configFlags struct {
 
 func registerConfigFlags(fs *commandFlags) configFlags {
 	return configFlags{
-		path:     fs.String("config", "", "config file (default $LITESTREAM_CONFIG, else /etc/litestream.yml)"),
+		path:     fs.String("config", "", "config file (default $LITESTREAM_CONFIG, else "+defaultConfigPath+")"),
 		noExpand: fs.Bool("no-expand-env", false, "do not expand $VAR and ${VAR} in the config file"),
 	}
 }

@@ -64,8 +64,15 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		}
 		cfg.Exec = *execCmd
 	}
-	if len(cfg.DBs) == 0 {
+	for _, n := range cfg.Notes {
+		logger.Info("config: " + n)
+	}
+	switch {
+	case len(cfg.DBs) == 0 && cfg.Exec == "":
 		return errors.New("no databases to replicate: list them under dbs: in the config file, or pass DB_PATH REPLICA_URL")
+	case len(cfg.DBs) == 0:
+		// As in v0.3: the child runs, and litestream exits with it.
+		logger.Warn("the config file lists no databases: running the exec command without replicating anything")
 	}
 
 	ops := &litestream.OpCounter{}
