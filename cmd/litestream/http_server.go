@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/litestream-go/litestream"
@@ -34,8 +35,11 @@ func startHTTPServer(addr string, dbs []*litestream.DB, ops *litestream.OpCounte
 	if err != nil {
 		return nil, fmt.Errorf("addr %q: cannot listen for metrics (%v): choose a free host:port, or remove addr to turn metrics off", addr, err)
 	}
+	// The Go runtime's and the process's metrics (go_*, process_*) are
+	// there as in v0.3, which served the default registry: dashboards
+	// graph them.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(dbs, ops))
+	reg.MustRegister(newMetricsCollector(dbs, ops), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	started := time.Now()

@@ -98,6 +98,21 @@ func TestMetricsAndHealth(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want > 0", m.name, m.labels, v, ok)
 		}
 	}
+	// As v0.3's default registry did: the Go runtime's and the process's.
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"} {
+		if v, ok := metric(body, name); !ok || v <= 0 {
+			t.Errorf("%s = %v (present %v), want > 0", name, v, ok)
+		}
+	}
+	// The engine runs PASSIVE checkpoints only, and says so.
+	if v, ok := metric(body, "litestream_checkpoint_count", `mode="PASSIVE"`); !ok || v < 0 {
+		t.Errorf("litestream_checkpoint_count{mode=PASSIVE} = %v (present %v)", v, ok)
+	}
+	for _, mode := range []string{"FULL", "RESTART", "TRUNCATE"} {
+		if _, ok := metric(body, "litestream_checkpoint_count", `mode="`+mode+`"`); ok {
+			t.Errorf("litestream_checkpoint_count{mode=%s} present: the engine never runs that mode", mode)
+		}
+	}
 	for _, name := range []string{"litestream_checkpoint_lock_max_seconds", "litestream_checkpoint_put_off_count"} {
 		if v, ok := metric(body, name); !ok || v < 0 {
 			t.Errorf("%s = %v (present %v), want present", name, v, ok)
