@@ -1,0 +1,107 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/litestream-go/litestream"
+)
+
+var _ litestream.StoreChecker = (*ReplicaClient)(nil)
+
+// CheckStore tells, with one cheap request (a stat of the replica's
+// directory, after the login), whether the server accepts the login and
+// the directory can be used. A directory that does not exist yet is
+// created, as the first write would create it; one that cannot be is an
+// error naming it. Failures that retries may cure (no connection yet, a
+// connection closed during the handshake) are retried until ctx ends: of
+// those, a server that closed every handshake gives an error wrapping
+// litestream.ErrStoreBusy, and one no connection reached gives the
+// network error. Every other error (login refused, host key mismatch,
+// no such directory) comes at once.
+func (c *ReplicaClient) CheckStore(ctx context.Context) error {
+	start := time.Now()
+	dir := c.Path
+	if dir == "" {
+		dir = "."
+	}
+	check := func(cn *conn) error {
+		fi, err := cn.sftp.Stat(dir)
+		c.op("LIST", 0)
+		switch {
+		case err == nil && !fi.IsDir():
+			return &permanent{fmt.Errorf("path %q on the SFTP server %s is a file, not a directory: fix path", dir, c.Addr())}
+		case err == nil:
+			return nil
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		}
+		if err := cn.sftp.MkdirAll(dir); err != nil {
+			if cn.broken(err) {
+				return err
+			}
+			return &permanent{fmt.Errorf("directory %q does not exist on the SFTP server %s and user %q cannot create it (%v): create it, or fix path",
+				dir, c.Addr(), c.User, reason(err))}
+		}
+		return nil
+	}
+	var last error
+	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
+		err := c.doN(ctx, "", 1, check)
+		if err == nil {
+			return nil
+		}
+		f := classify(err)
+		f.attempts = attempt
+		var p *permanent
+		switch {
+		case errors.As(err, &p):
+			return p.err
+		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case last != nil:
+			// The bound cut this attempt short: it proves nothing.
+			err, f = last, classify(last)
+			f.attempts = attempt - 1
+		default:
+			// The first attempt is still waiting for an answer. The bound
+			// is named, not the time measured: the caller chose it.
+			waited := time.Since(start)
+			if deadline, ok := ctx.Deadline(); ok {
+				waited = deadline.Sub(start)
+			}
+			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", waited.Round(100*time.Millisecond))
+		}
+		if !f.transient() || ctx.Err() != nil {
+			unwrapped := err
+			var de *describedError
+			if errors.As(err, &de) {
+				unwrapped = de.err
+			}
+			if f.kind == failServer {
+				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, unwrapped))
+			}
+			return c.describeAs("", f, unwrapped)
+		}
+		last = err
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// reason returns an SFTP error's cause in a few words.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file or directory"
+	}
+	return innermost(err).Error()
+}
