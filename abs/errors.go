@@ -1,0 +1,164 @@
+package abs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+)
+
+// ErrNoAccountKey is wrapped by the error of a client that has an account
+// name but no key in its config nor in LITESTREAM_AZURE_ACCOUNT_KEY.
+var ErrNoAccountKey = errors.New("no Azure account key")
+
+// failure is what went wrong with a request, as far as the replica cares.
+type failure int
+
+const (
+	failOther        failure = iota
+	failNotFound             // the blob does not exist
+	failAccessDenied         // the service rejects the key or its rights
+	failNoContainer          // the container does not exist
+	failUnreachable          // no connection, DNS failure, timeout
+	failServer               // a 5xx or throttling answer
+	failCanceled             // the caller's context ended
+)
+
+// requestFailure is what describe and classify read from an SDK error.
+type requestFailure struct {
+	kind    failure
+	code    string // the service's error code, e.g. AuthorizationFailure
+	status  int    // HTTP status; 0 without an answer
+	netErr  error  // the network error, for failUnreachable
+	message string // for failUnreachable without netErr: what happened
+}
+
+func classify(err error) requestFailure {
+	var f requestFailure
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		f.code, f.status = re.ErrorCode, re.StatusCode
+	}
+	var oe *net.OpError
+	var dnsErr *net.DNSError
+	var ne net.Error
+	switch {
+	case f.code == "AuthenticationFailed" || f.code == "AuthorizationFailure" ||
+		strings.HasPrefix(f.code, "AuthorizationPermission") || f.code == "InvalidAuthenticationInfo" || f.status == 403:
+		f.kind = failAccessDenied
+	case f.code == "ContainerNotFound":
+		f.kind = failNoContainer
+	case f.code == "BlobNotFound" || f.status == 404:
+		f.kind = failNotFound
+	case f.status >= 500 || f.status == 429 || f.status == 408 || f.code == "ServerBusy" || f.code == "OperationTimedOut":
+		f.kind = failServer
+	case f.status != 0:
+		f.kind = failOther
+	case errors.Is(err, context.Canceled):
+		f.kind = failCanceled
+	case errors.As(err, &dnsErr):
+		f.kind, f.netErr = failUnreachable, dnsErr
+	case errors.As(err, &oe):
+		f.kind, f.netErr = failUnreachable, oe
+	case errors.Is(err, context.DeadlineExceeded): // a net.Error too: test it first
+		f.kind = failCanceled
+	case errors.As(err, &ne) && ne.Timeout():
+		f.kind, f.netErr = failUnreachable, ne
+	}
+	return f
+}
+
+// answer names the service's answer: "AuthorizationFailure, HTTP 403".
+func (f requestFailure) answer() string {
+	var parts []string
+	if f.code != "" {
+		parts = append(parts, f.code)
+	}
+	if f.status != 0 {
+		parts = append(parts, fmt.Sprintf("HTTP %d", f.status))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describedError carries our one-line description of a failed request and
+// keeps the SDK's error in its chain, for errors.Is and errors.As.
+type describedError struct {
+	msg string
+	err error
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.err }
+
+// describe turns an SDK error into one line that says what is wrong, with
+// the service's error code and HTTP status, and what to do, in place of the
+// SDK's text (request ids, the request URL, the response body). The account
+// is named; its key never is. action, if not empty, prefixes the line.
+func (c *ReplicaClient) describe(action string, err error) error {
+	return c.describeAs(action, classify(err), err)
+}
+
+// describeAs is describe with err classified as f.
+func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) error {
+	endpoint := c.endpoint()
+	var msg string
+	switch f.kind {
+	case failNotFound:
+		if action == "" {
+			return fmt.Errorf("%w", os.ErrNotExist)
+		}
+		return fmt.Errorf("%s: %w", action, os.ErrNotExist)
+	case failAccessDenied:
+		msg = fmt.Sprintf("access denied for storage account %q on container %q (%s): the account key is wrong, or the account lacks access: check account-key (or LITESTREAM_AZURE_ACCOUNT_KEY) and account-name", c.AccountName, c.Bucket, orDefault(f.answer(), "HTTP 403"))
+	case failNoContainer:
+		msg = fmt.Sprintf("container %q does not exist in storage account %q at %s (%s): create it or fix the container name (bucket)", c.Bucket, c.AccountName, endpoint, f.answer())
+	case failUnreachable:
+		cause := f.message
+		if f.netErr != nil {
+			cause = f.netErr.Error()
+		}
+		msg = fmt.Sprintf("cannot reach the Azure Blob Storage endpoint %s (%s): is it running and reachable, and the account name right?", endpoint, cause)
+	case failServer:
+		msg = fmt.Sprintf("the Azure Blob Storage endpoint %s failed the request (%s)", endpoint, f.answer())
+	case failCanceled:
+		if errors.Is(err, context.Canceled) {
+			msg = context.Canceled.Error()
+		} else {
+			msg = context.DeadlineExceeded.Error()
+		}
+	default:
+		switch {
+		case f.code != "" || f.status != 0:
+			msg = fmt.Sprintf("the Azure Blob Storage endpoint %s refused the request (%s)", endpoint, f.answer())
+		default:
+			msg = innermost(err).Error()
+		}
+	}
+	if action != "" {
+		msg = action + ": " + msg
+	}
+	return &describedError{msg: msg, err: err}
+}
+
+// innermost returns the last error of err's chain (the first of a join).
+func innermost(err error) error {
+	for {
+		var next error
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := u.Unwrap(); len(es) > 0 {
+				next = es[0]
+			}
+		}
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
