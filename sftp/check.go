@@ -36,6 +36,8 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 			return &permanent{fmt.Errorf("path %q on the SFTP server %s is a file, not a directory: fix path", dir, c.Addr())}
 		case err == nil:
 			return nil
+		case errors.Is(err, os.ErrPermission):
+			return &permanent{fmt.Errorf("user %q may not access directory %q on the SFTP server %s (permission denied): check its owner and mode, or fix path", c.User, dir, c.Addr())}
 		case !errors.Is(err, os.ErrNotExist):
 			return err
 		}

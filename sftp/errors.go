@@ -66,7 +66,7 @@ func classify(err error) requestFailure {
 		f.kind = failCanceled
 	case isDial && de.stage == "connect":
 		f.kind, f.netErr = failUnreachable, de.err
-	case isDial && strings.Contains(err.Error(), "unable to authenticate"):
+	case isDial && strings.Contains(de.err.Error(), "unable to authenticate"):
 		f.kind = failAuth
 	case isDial && lost:
 		f.kind = failServer
@@ -119,8 +119,18 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 		return &describedError{msg: action + ": " + os.ErrNotExist.Error(), err: err}
 	case failAuth:
 		msg = fmt.Sprintf("%s refused the login of user %q with %s: check user, %s", server, c.User, c.authTried(), c.authFix())
-	case failHostKey, failConfig, failBody:
-		msg = err.Error()
+	case failHostKey:
+		var he *hostKeyError
+		errors.As(err, &he)
+		msg = he.msg
+	case failConfig:
+		var ce *configError
+		errors.As(err, &ce)
+		msg = ce.msg
+	case failBody:
+		var be *bodyError
+		errors.As(err, &be)
+		msg = be.Error()
 	case failPermission:
 		msg = fmt.Sprintf("%s denies user %q access (permission denied): check the owner and mode of path %q there", server, c.User, c.Path)
 	case failUnreachable:

@@ -19,7 +19,7 @@ func ParseURL(s string) (*ReplicaClient, error) {
 		}
 		return nil, fmt.Errorf("sftp URL %q: %v", redact(s), err)
 	}
-	shown := u.Redacted()
+	shown := redact(s)
 	switch {
 	case u.Scheme != "sftp":
 		return nil, fmt.Errorf("sftp URL %q: scheme must be sftp://", shown)
