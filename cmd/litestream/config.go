@@ -53,7 +53,10 @@ type DBConfig struct {
 	MinCheckpointPageN *int             `yaml:"min-checkpoint-page-count"`
 	MaxCheckpointPageN *int             `yaml:"max-checkpoint-page-count"`
 	Replicas           []*ReplicaConfig `yaml:"replicas"`
-	Line               int              `yaml:"-"` // line of the entry in the file
+	// RestoreIfDBNotExists restores a missing database from its replicas
+	// before replicating it (see restoreMissing).
+	RestoreIfDBNotExists bool `yaml:"restore-if-db-not-exists"`
+	Line                 int  `yaml:"-"` // line of the entry in the file
 }
 
 // ReplicaConfig is one replica of a database.
@@ -333,7 +336,7 @@ func sectionName(typ string) string {
 func suggestKey(key, typ string) string {
 	known := map[string][]string{
 		"Config":        {"dbs", "addr", "access-key-id", "secret-access-key", "exec", "logging", "health-window", "pprof"},
-		"DBConfig":      {"path", "meta-path", "monitor-interval", "checkpoint-interval", "min-checkpoint-page-count", "max-checkpoint-page-count", "replicas"},
+		"DBConfig":      {"path", "meta-path", "monitor-interval", "checkpoint-interval", "min-checkpoint-page-count", "max-checkpoint-page-count", "replicas", "restore-if-db-not-exists"},
 		"ReplicaConfig": {"type", "name", "path", "url", "retention", "retention-check-interval", "snapshot-interval", "sync-interval", "validation-interval", "age", "bucket", "region", "endpoint", "force-path-style", "skip-verify", "access-key-id", "secret-access-key", "account-name", "account-key", "host", "user", "password", "key-path", "host-key", "known-hosts-path"},
 		"LoggingConfig": {"level", "type", "stderr"},
 		"AgeConfig":     {"identities", "recipients"},

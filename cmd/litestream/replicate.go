@@ -42,6 +42,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("replicate", "[flags] [DB_PATH REPLICA_URL...]", replicateHelp)
 	configPath := registerConfigFlags(fs)
 	execCmd := fs.String("exec", "", "run this command as a child process; exit when it exits, with its exit code")
+	restoreIfMissing := fs.Bool("restore-if-db-not-exists", false, "restore each missing database from its replicas before replicating it (a fresh database if none holds a backup)")
 	if err := fs.parse(args, c.stdout); err != nil {
 		return err
 	}
@@ -85,6 +86,9 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		dbs = append(dbs, db)
 	}
 	if err := checkStores(ctx, dbs, logger); err != nil {
+		return err
+	}
+	if err := restoreMissing(ctx, dbs, cfg.DBs, *restoreIfMissing, logger); err != nil {
 		return err
 	}
 	if cfg.Addr != "" {
