@@ -1,0 +1,278 @@
+package gcs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/gcs"
+	"github.com/litestream-go/litestream/internal/gcstest"
+)
+
+// libraryText is what the storage library's error text holds and ours
+// never does.
+var libraryText = []string{"googleapi:", "retry failed", "storage:", "with body", "Get \"http"}
+
+func requireOurWords(t *testing.T, err error) {
+	t.Helper()
+	for _, s := range libraryText {
+		if strings.Contains(err.Error(), s) {
+			t.Fatalf("error holds the library's text %q: %v", s, err)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error is more than one line: %q", err)
+	}
+}
+
+// closedPort returns a 127.0.0.1 address nothing listens on.
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func check(c *gcs.ReplicaClient, bound time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	start := time.Now()
+	err := c.CheckStore(ctx)
+	return time.Since(start), err
+}
+
+// permanent expects a check that fails at once, not taken for a busy
+// store, in one line of our words holding want.
+func permanent(t *testing.T, c *gcs.ReplicaClient, want ...string) error {
+	t.Helper()
+	took, err := check(c, 5*time.Second)
+	if err == nil {
+		t.Fatal("check passed")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("error %q lacks %q", err, w)
+		}
+	}
+	if took > 2*time.Second || errors.Is(err, litestream.ErrStoreBusy) {
+		t.Fatalf("a permanent error was retried (%s) or taken for a busy store: %v", took, err)
+	}
+	requireOurWords(t, err)
+	return err
+}
+
+// TestCheckStore: the startup check tells every permanent failure at once,
+// retries what may pass within its bound, and says which it was.
+func TestCheckStore(t *testing.T) {
+	srv := gcstest.StartServer(t)
+	bucket := srv.CreateBucket(t)
+
+	t.Run("ok", func(t *testing.T) {
+		srv.UseEmulator(t)
+		noCredentials(t)
+		if _, err := check(newClient(bucket), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("missing bucket", func(t *testing.T) {
+		srv.UseEmulator(t)
+		permanent(t, newClient("no-such-bucket"), `bucket "no-such-bucket" does not exist at the GCS emulator at `+srv.Addr, "(HTTP 404", "create it or fix the bucket name")
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		addr := closedPort(t)
+		t.Setenv("STORAGE_EMULATOR_HOST", addr)
+		took, err := check(newClient(bucket), 1500*time.Millisecond)
+		if err == nil || errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "cannot reach the GCS emulator at "+addr) ||
+			!strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "is it running and reachable?") {
+			t.Fatalf("err = %v", err)
+		}
+		if took < time.Second {
+			t.Fatalf("gave up after %s, before its bound", took)
+		}
+		requireOurWords(t, err)
+	})
+	t.Run("no answer", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() { // accepts, and never answers
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				conns = append(conns, c)
+			}
+		}()
+		t.Setenv("STORAGE_EMULATOR_HOST", l.Addr().String())
+		took, err := check(newClient(bucket), 1500*time.Millisecond)
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the GCS emulator at "+l.Addr().String()+" (no answer in 1.5s)") || took > 3*time.Second {
+			t.Fatalf("after %s: %v", took, err)
+		}
+	})
+	t.Run("server errors", func(t *testing.T) {
+		proxy := gcstest.StartFaultProxy(t, srv, 1)
+		proxy.UseEmulator(t)
+		proxy.SetFaults(gcstest.Faults{Error503: 1})
+		_, err := check(newClient(bucket), 1500*time.Millisecond)
+		if !errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "(HTTP 503, backendError): injected") {
+			t.Fatalf("err = %v", err)
+		}
+		requireOurWords(t, err)
+	})
+	t.Run("server errors that pass", func(t *testing.T) {
+		proxy := gcstest.StartFaultProxy(t, srv, 1)
+		proxy.UseEmulator(t)
+		proxy.SetFaults(gcstest.Faults{Error503: 0.6})
+		if _, err := check(newClient(bucket), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// fake-gcs-server checks no credentials, so credentials the store
+	// refuses cannot be shown against it; credentials that cannot be read
+	// are refused before any request.
+	const secret = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7SECRETSECRET\n-----END PRIVATE KEY-----\n"
+	noEmulator := func(t *testing.T) {
+		t.Setenv("STORAGE_EMULATOR_HOST", "")
+		t.Setenv("HOME", t.TempDir())
+		t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	}
+	t.Run("credentials file missing", func(t *testing.T) {
+		noEmulator(t)
+		p := filepath.Join(t.TempDir(), "key.json")
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", p)
+		permanent(t, newClient(bucket), "GOOGLE_APPLICATION_CREDENTIALS names "+p+", which does not exist: point it at a service account key file")
+	})
+	t.Run("credentials file malformed", func(t *testing.T) {
+		noEmulator(t)
+		p := filepath.Join(t.TempDir(), "key.json")
+		if err := os.WriteFile(p, []byte(`{"type": "service_account", "private_key": "`+secret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", p)
+		err := permanent(t, newClient(bucket), "GOOGLE_APPLICATION_CREDENTIALS file "+p+" is not a Google credentials file (not valid JSON")
+		if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "PRIVATE") {
+			t.Fatalf("the key is in the error: %v", err)
+		}
+	})
+	t.Run("credentials file of no kind", func(t *testing.T) {
+		noEmulator(t)
+		p := filepath.Join(t.TempDir(), "key.json")
+		if err := os.WriteFile(p, []byte(`{"private_key": `+jsonString(secret)+`}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", p)
+		err := permanent(t, newClient(bucket), `is not a Google credentials file (it has no "type" field)`)
+		if strings.Contains(err.Error(), "SECRET") {
+			t.Fatalf("the key is in the error: %v", err)
+		}
+	})
+	t.Run("credentials the library refuses", func(t *testing.T) {
+		noEmulator(t)
+		p := filepath.Join(t.TempDir(), "key.json")
+		if err := os.WriteFile(p, []byte(`{"type": "service_account", "client_email": "x@p.iam.gserviceaccount.com", "private_key": `+jsonString(secret)+`}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", p)
+		_, err := check(newClient(bucket), 5*time.Second)
+		if err == nil {
+			t.Skip("the library accepts the key file until a request needs a token")
+		}
+		if strings.Contains(err.Error(), "SECRET") {
+			t.Fatalf("the key is in the error: %v", err)
+		}
+		t.Log(err)
+	})
+	t.Run("emulator needs no credentials", func(t *testing.T) {
+		srv.UseEmulator(t)
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+		if _, err := check(newClient(bucket), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func jsonString(s string) string {
+	var b bytes.Buffer
+	b.WriteByte('"')
+	for _, r := range s {
+		if r == '\n' {
+			b.WriteString(`\n`)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// TestErrorsInOurWords: a request that fails after its retries says why in
+// one line, with the store's HTTP status, not in the library's words; the
+// library's error stays in the chain; a missing object wraps
+// os.ErrNotExist.
+func TestErrorsInOurWords(t *testing.T) {
+	srv := gcstest.StartServer(t)
+	bucket := srv.CreateBucket(t)
+	ctx := context.Background()
+	pos := litestream.Pos{Generation: "0123456789abcdef"}
+
+	t.Run("server errors", func(t *testing.T) {
+		proxy := gcstest.StartFaultProxy(t, srv, 1)
+		proxy.UseEmulator(t)
+		proxy.SetFaults(gcstest.Faults{Error503: 1})
+		c := newClient(bucket)
+		c.MaxAttempts = 2
+		_, err := c.Generations(ctx)
+		if err == nil || !strings.Contains(err.Error(), "list generations: the GCS emulator at "+proxy.Addr+" failed the request after 2 attempts (HTTP 503, backendError): injected") {
+			t.Fatalf("err = %v", err)
+		}
+		requireOurWords(t, err)
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		t.Setenv("STORAGE_EMULATOR_HOST", closedPort(t))
+		c := newClient(bucket)
+		c.MaxAttempts = 2
+		_, err := c.Segments(ctx, pos.Generation)
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the GCS emulator") || !strings.Contains(err.Error(), "after 2 attempts") {
+			t.Fatalf("err = %v", err)
+		}
+		requireOurWords(t, err)
+	})
+	t.Run("missing bucket", func(t *testing.T) {
+		srv.UseEmulator(t)
+		c := newClient("no-such-bucket")
+		_, err := c.WriteSegment(ctx, pos, bytes.NewReader([]byte("x")))
+		if err == nil || !strings.Contains(err.Error(), `bucket "no-such-bucket" does not exist`) || errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("write to a missing bucket: %v", err)
+		}
+		requireOurWords(t, err)
+	})
+	t.Run("missing object", func(t *testing.T) {
+		srv.UseEmulator(t)
+		c := newClient(bucket)
+		_, err := c.OpenSegment(ctx, pos)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("err = %v", err)
+		}
+		requireOurWords(t, err)
+	})
+}

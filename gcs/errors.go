@@ -1,0 +1,231 @@
+package gcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"cloud.google.com/go/auth"
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
+)
+
+// ErrNoCredentials is wrapped by the error of a client for which the
+// standard Google chain (GOOGLE_APPLICATION_CREDENTIALS, gcloud's
+// application default credentials, the metadata server) found no
+// credentials.
+var ErrNoCredentials = errors.New("no GCS credentials")
+
+// noCredentialsHint says where credentials go.
+const noCredentialsHint = "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run 'gcloud auth application-default login', or run on Google Cloud with a service account"
+
+// failure is what went wrong with a request, as far as the replica cares.
+type failure int
+
+const (
+	failOther        failure = iota
+	failNotFound             // the object does not exist
+	failNoCreds              // no credentials to sign with
+	failBadCreds             // the credentials cannot be read or used
+	failAccessDenied         // the store rejects the credentials or their rights
+	failNoBucket             // the bucket does not exist
+	failUnreachable          // no connection, DNS failure, timeout
+	failServer               // a 5xx or throttling answer
+	failCanceled             // the caller's context ended
+)
+
+// requestFailure is what describe and classify read from a client error.
+type requestFailure struct {
+	kind     failure
+	status   int    // HTTP status; 0 without an answer
+	reason   string // the store's reason, e.g. forbidden
+	message  string // the store's message
+	attempts int    // attempts made, when the retries gave up
+	netErr   error  // the network error, for failUnreachable
+}
+
+// retriesGaveUp matches the client's "retry failed after N attempts".
+var retriesGaveUp = regexp.MustCompile(`retry failed after (\d+) attempts`)
+
+// classify reads what went wrong from an error of the storage client.
+// bucketOp says a 404 means the bucket is missing (a listing or an
+// upload), not the object.
+func classify(err error, bucketOp bool) requestFailure {
+	var f requestFailure
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		f.status, f.message = ge.Code, ge.Message
+		if len(ge.Errors) > 0 {
+			f.reason = ge.Errors[0].Reason
+			if f.message == "" {
+				f.message = ge.Errors[0].Message
+			}
+		}
+	}
+	if m := retriesGaveUp.FindStringSubmatch(err.Error()); m != nil {
+		f.attempts, _ = strconv.Atoi(m[1])
+	}
+	var ae *auth.Error
+	var oe *net.OpError
+	var dnsErr *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrNoCredentials):
+		f.kind = failNoCreds
+	case errors.Is(err, errBadCredentials):
+		f.kind = failBadCreds
+	case errors.As(err, &ae):
+		// The token endpoint refused the credentials (a revoked or
+		// deleted key): its answer, never the credentials, is named.
+		f.kind = failAccessDenied
+		if ae.Response != nil {
+			f.status = ae.Response.StatusCode
+		}
+		f.reason = "token refused"
+	case f.status == 401 || f.status == 403:
+		f.kind = failAccessDenied
+	case errors.Is(err, storage.ErrBucketNotExist):
+		f.kind = failNoBucket
+	case errors.Is(err, storage.ErrObjectNotExist):
+		f.kind = failNotFound
+	case f.status == 404 && bucketOp:
+		f.kind = failNoBucket
+	case f.status == 404:
+		f.kind = failNotFound
+	case f.status >= 500 || f.status == 429 || f.status == 408:
+		f.kind = failServer
+	case errors.Is(err, context.Canceled):
+		f.kind = failCanceled
+	case errors.As(err, &oe):
+		f.kind, f.netErr = failUnreachable, oe
+	case errors.As(err, &dnsErr):
+		f.kind, f.netErr = failUnreachable, dnsErr
+	case errors.Is(err, context.DeadlineExceeded): // a net.Error too: test it first
+		f.kind = failCanceled
+	case errors.As(err, &ne) && ne.Timeout():
+		f.kind, f.netErr = failUnreachable, ne
+	}
+	return f
+}
+
+// answer names the store's answer: "HTTP 403, forbidden".
+func (f requestFailure) answer() string {
+	var parts []string
+	if f.status != 0 {
+		parts = append(parts, fmt.Sprintf("HTTP %d", f.status))
+	}
+	if f.reason != "" {
+		parts = append(parts, f.reason)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describedError carries our one-line description of a failed request and
+// keeps the client's error in its chain, for errors.Is and errors.As.
+type describedError struct {
+	msg string
+	err error
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.err }
+
+// store names where requests go: GCS, or the emulator and its host.
+func store() string {
+	if h := os.Getenv("STORAGE_EMULATOR_HOST"); h != "" {
+		return "the GCS emulator at " + h
+	}
+	return "GCS"
+}
+
+// describe turns a client error into one line that says what is wrong,
+// with the store's HTTP status and reason, and what to do, in place of the
+// client's text (response bodies, request URLs). No credential is ever
+// named. action, if not empty, prefixes the line. A missing object wraps
+// os.ErrNotExist.
+func (c *ReplicaClient) describe(action string, bucketOp bool, err error) error {
+	return c.describeAs(action, classify(err, bucketOp), err)
+}
+
+// describeAs is describe with err classified as f.
+func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) error {
+	after := ""
+	if f.attempts > 1 {
+		after = fmt.Sprintf(" after %d attempts", f.attempts)
+	}
+	var msg string
+	switch f.kind {
+	case failNotFound:
+		if action == "" {
+			return &describedError{msg: os.ErrNotExist.Error(), err: errors.Join(os.ErrNotExist, err)}
+		}
+		return &describedError{msg: action + ": " + os.ErrNotExist.Error(), err: errors.Join(os.ErrNotExist, err)}
+	case failNoCreds:
+		msg = "no GCS credentials: " + noCredentialsHint
+	case failBadCreds:
+		msg = err.Error() // already in our words
+	case failAccessDenied:
+		msg = fmt.Sprintf("access denied to bucket %q at %s for %s (%s): check the credentials and that they may read and write objects in the bucket (roles/storage.objectAdmin)",
+			c.Bucket, store(), credentialsSource(), orDefault(f.answer(), "HTTP 403"))
+	case failNoBucket:
+		msg = fmt.Sprintf("bucket %q does not exist at %s (%s): create it or fix the bucket name", c.Bucket, store(), orDefault(f.answer(), "HTTP 404"))
+	case failUnreachable:
+		msg = fmt.Sprintf("cannot reach %s%s (%v): is it running and reachable?", store(), after, f.netErr)
+	case failServer:
+		msg = fmt.Sprintf("%s failed the request%s (%s)", store(), after, f.answer())
+		if f.message != "" {
+			msg += ": " + f.message
+		}
+	case failCanceled:
+		if errors.Is(err, context.Canceled) {
+			msg = context.Canceled.Error()
+		} else {
+			msg = context.DeadlineExceeded.Error()
+		}
+	default:
+		switch {
+		case f.status != 0:
+			msg = fmt.Sprintf("%s refused the request (%s)", store(), f.answer())
+			if f.message != "" {
+				msg += ": " + f.message
+			}
+		default:
+			msg = innermost(err).Error() + after
+		}
+	}
+	if action != "" {
+		msg = action + ": " + msg
+	}
+	return &describedError{msg: msg, err: err}
+}
+
+// innermost returns the last error of err's chain (the first of a join).
+func innermost(err error) error {
+	for {
+		var next error
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := u.Unwrap(); len(es) > 0 {
+				next = es[0]
+			}
+		}
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,459 @@
+// Package gcs is the replica client for Google Cloud Storage, in the
+// layout of Litestream v0.3 under an object name prefix.
+//
+// Invariants of the client (every method keeps them):
+//  1. An object appears whole or not at all: storage's Writer makes the
+//     object only when Close succeeds, and a write that fails cancels the
+//     writer's context before closing it, so nothing is committed (upload).
+//  2. Memory does not grow with object size: an upload holds at most
+//     ChunkSize bytes (the writer's chunk buffer) plus one staging buffer
+//     of smallObject bytes; a download streams (upload, get.go).
+//  3. Times are the store's: CreatedAt is an object's creation time as GCS
+//     records it, from listings and from the writer's final attributes.
+//  4. Requests are retried with backoff and a bound (retry options set in
+//     Init, RetryAlways since every write goes to a fixed name); a
+//     download cut short resumes at the offset reached, at most maxResumes
+//     times (get.go).
+//  5. No request is sent unless a method is called: nothing polls, and
+//     Init only builds the client.
+//  6. STORAGE_EMULATOR_HOST, when set, is left to the storage library to
+//     honour: the client passes no endpoint and no credentials of its own,
+//     so with the variable set no credentials are needed.
+//
+// Interrupted uploads leave nothing to remove: a resumable upload that is
+// never finished is no object, no listing shows it, and GCS discards it
+// after a week. The client is therefore no litestream.LeftoverRemover.
+package gcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/iterator"
+
+	"github.com/litestream-go/litestream"
+)
+
+// ChunkSize is the upload chunk of an object larger than smallObject: an
+// upload holds one chunk in memory at a time, whatever the object's size.
+const ChunkSize = 8 << 20
+
+// smallObject is the size up to which an object is read whole before the
+// upload begins, so that its writer's buffer is sized to it (rounded up to
+// 256 KiB by the library) and not to ChunkSize: most segments are small.
+const smallObject = 1 << 20
+
+// deleteWorkers bounds the deletes in flight: GCS deletes one object a
+// request.
+const deleteWorkers = 16
+
+// ReplicaClient stores a replica in a GCS bucket under an object name
+// prefix. Its zero value with Bucket set is ready to use.
+type ReplicaClient struct {
+	Bucket      string
+	Path        string // object name prefix, no leading or trailing slash
+	MaxAttempts int    // per request, with backoff (default 10)
+
+	// OnOp, if set, is called after each request with "GET", "PUT",
+	// "LIST" or "DELETE" and the stored bytes moved.
+	OnOp func(op string, bytes int64)
+
+	mu     sync.Mutex
+	client *storage.Client
+	bkt    *storage.BucketHandle
+
+	// staging recycles the buffers an upload reads its start into.
+	staging sync.Pool
+}
+
+var (
+	_ litestream.ReplicaClient = (*ReplicaClient)(nil)
+	_ litestream.StoreChecker  = (*ReplicaClient)(nil)
+)
+
+// Type returns "gcs".
+func (c *ReplicaClient) Type() string { return "gcs" }
+
+func (c *ReplicaClient) op(op string, n int64) {
+	if c.OnOp != nil {
+		c.OnOp(op, n)
+	}
+}
+
+// Init builds the storage client on first use, from the standard Google
+// credential chain, or for the emulator STORAGE_EMULATOR_HOST names. It
+// sends no request.
+func (c *ReplicaClient) Init(ctx context.Context) (*storage.BucketHandle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bkt != nil {
+		return c.bkt, nil
+	}
+	if c.Bucket == "" {
+		return nil, errors.New("gcs replica has no bucket: use gcs://BUCKET/PATH or set bucket")
+	}
+	if err := checkCredentialsFile(); err != nil {
+		return nil, err
+	}
+	// No endpoint option: the library reads STORAGE_EMULATOR_HOST itself,
+	// and an endpoint of ours would override it. Client metrics would
+	// export to Cloud Monitoring.
+	client, err := storage.NewClient(ctx, storage.WithDisabledClientMetrics())
+	if err != nil {
+		return nil, clientError(err)
+	}
+	attempts := c.MaxAttempts
+	if attempts <= 0 {
+		attempts = 10
+	}
+	client.SetRetry(
+		storage.WithPolicy(storage.RetryAlways),
+		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}),
+		storage.WithMaxAttempts(attempts),
+	)
+	c.client, c.bkt = client, client.Bucket(c.Bucket)
+	return c.bkt, nil
+}
+
+// name returns the object name of a replica-relative path.
+func (c *ReplicaClient) name(rel string) string {
+	p := CleanPath(c.Path)
+	if p == "" {
+		return rel
+	}
+	return p + "/" + rel
+}
+
+// CheckStore tells, with one cheap request (a listing of at most one
+// object under the replica's generations), whether the bucket exists and
+// accepts the credentials. Errors that retries may cure (5xx, throttling,
+// no connection yet) are retried until ctx ends; of those, a store that
+// answered only with server errors gives an error wrapping
+// litestream.ErrStoreBusy, and one no connection reached gives the network
+// error. Every other error comes at once: credentials and bucket are
+// wrong, and no retry will change that.
+func (c *ReplicaClient) CheckStore(ctx context.Context) error {
+	start := time.Now()
+	bkt, err := c.Init(ctx)
+	if err != nil {
+		return err
+	}
+	once := bkt.Retryer(storage.WithPolicy(storage.RetryNever))
+	q := &storage.Query{Prefix: c.name(litestream.GenerationsDir()) + "/"}
+	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
+		return err
+	}
+	var last error
+	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
+		var page []*storage.ObjectAttrs
+		_, err := iterator.NewPager(once.Objects(ctx, q), 1, "").NextPage(&page)
+		if err == nil {
+			c.op("LIST", 0)
+			return nil
+		}
+		f := classify(err, true)
+		f.attempts = attempt
+		switch {
+		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case last != nil:
+			// The bound cut this attempt short: it proves nothing.
+			err, f = last, classify(last, true)
+			f.attempts = attempt - 1
+		default:
+			// The first attempt is still waiting for an answer: the
+			// bound is named, not the time measured, as the caller chose it.
+			waited := time.Since(start)
+			if deadline, ok := ctx.Deadline(); ok {
+				waited = deadline.Sub(start)
+			}
+			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", waited.Round(100*time.Millisecond))
+		}
+		if f.kind != failServer && f.kind != failUnreachable || ctx.Err() != nil {
+			if f.kind == failServer {
+				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, err))
+			}
+			return c.describeAs("", f, err)
+		}
+		last = err
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// list calls fn with every object (or, with a delimiter, prefix) under a
+// replica-relative directory, one LIST a page of up to 1000.
+func (c *ReplicaClient) list(ctx context.Context, dir, delimiter string, fn func(*storage.ObjectAttrs)) error {
+	bkt, err := c.Init(ctx)
+	if err != nil {
+		return err
+	}
+	q := &storage.Query{Prefix: c.name(dir) + "/", Delimiter: delimiter}
+	if err := q.SetAttrSelection([]string{"Name", "Size", "Created"}); err != nil {
+		return err
+	}
+	pager := iterator.NewPager(bkt.Objects(ctx, q), 1000, "")
+	for {
+		var page []*storage.ObjectAttrs
+		next, err := pager.NextPage(&page)
+		if err != nil {
+			return c.describe("list "+dir, true, err)
+		}
+		c.op("LIST", 0)
+		for _, a := range page {
+			fn(a)
+		}
+		if next == "" {
+			return nil
+		}
+	}
+}
+
+// Generations lists the generations, sorted.
+func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
+	var out []string
+	err := c.list(ctx, litestream.GenerationsDir(), "/", func(a *storage.ObjectAttrs) {
+		if a.Prefix == "" {
+			return
+		}
+		if name := path.Base(strings.TrimSuffix(a.Prefix, "/")); litestream.IsGeneration(name) {
+			out = append(out, name)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Snapshots lists a generation's snapshots by index.
+func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
+	var out []litestream.SnapshotInfo
+	err := c.list(ctx, litestream.SnapshotsDir(generation), "", func(a *storage.ObjectAttrs) {
+		index, err := litestream.ParseSnapshotName(path.Base(a.Name))
+		if err != nil {
+			return
+		}
+		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: a.Size, CreatedAt: a.Created})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, nil
+}
+
+// Segments lists a generation's WAL segments by index and offset.
+func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
+	var out []litestream.SegmentInfo
+	err := c.list(ctx, litestream.SegmentsDir(generation), "", func(a *storage.ObjectAttrs) {
+		index, offset, err := litestream.ParseSegmentName(path.Base(a.Name))
+		if err != nil {
+			return
+		}
+		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: a.Size, CreatedAt: a.Created})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
+	return out, nil
+}
+
+// WriteSnapshot uploads r as a snapshot.
+func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	n, created, err := c.upload(ctx, c.name(litestream.SnapshotPath(generation, index)), r)
+	if err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
+	return litestream.SnapshotInfo{Generation: generation, Index: index, Size: n, CreatedAt: created}, nil
+}
+
+// WriteSegment uploads r as a WAL segment.
+func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	n, created, err := c.upload(ctx, c.name(litestream.SegmentPath(pos)), r)
+	if err != nil {
+		return litestream.SegmentInfo{}, err
+	}
+	return litestream.SegmentInfo{Generation: pos.Generation, Index: pos.Index, Offset: pos.Offset, Size: n, CreatedAt: created}, nil
+}
+
+// OpenSnapshot opens a stored snapshot.
+func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return c.get(ctx, c.name(litestream.SnapshotPath(generation, index)))
+}
+
+// OpenSegment opens a stored WAL segment.
+func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
+	return c.get(ctx, c.name(litestream.SegmentPath(pos)))
+}
+
+// DeleteGeneration deletes every object of a generation.
+func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
+	if !litestream.IsGeneration(generation) {
+		return fmt.Errorf("invalid generation name %q", generation)
+	}
+	var names []string
+	if err := c.list(ctx, litestream.GenerationDir(generation), "", func(a *storage.ObjectAttrs) {
+		names = append(names, a.Name)
+	}); err != nil {
+		return err
+	}
+	return c.deleteObjects(ctx, names)
+}
+
+// DeleteSnapshot deletes a snapshot; a missing one is not an error.
+func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
+	return c.deleteObjects(ctx, []string{c.name(litestream.SnapshotPath(generation, index))})
+}
+
+// DeleteSegments deletes WAL segments; missing ones are not an error.
+func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
+	names := make([]string, len(positions))
+	for i, p := range positions {
+		names[i] = c.name(litestream.SegmentPath(p))
+	}
+	return c.deleteObjects(ctx, names)
+}
+
+// deleteObjects deletes objects, deleteWorkers at a time, and returns the
+// first error; a missing object is not one (nor is a retried delete whose
+// first attempt went through).
+func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	bkt, err := c.Init(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan string)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range min(deleteWorkers, len(names)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				err := bkt.Object(name).Delete(ctx)
+				if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+					mu.Lock()
+					if first == nil {
+						first = c.describe("delete "+name, false, err)
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				c.op("DELETE", 0)
+			}
+		}()
+	}
+	for _, name := range names {
+		select {
+		case work <- name:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	close(work)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = c.describe("delete objects", false, ctx.Err())
+	}
+	return first
+}
+
+// upload stores r at name. An object of up to smallObject bytes is read
+// whole first and sent in one request; a larger one is a resumable upload
+// of ChunkSize chunks. Either is committed only by the writer's Close: a
+// read error or a canceled ctx cancels the writer first, so nothing
+// partial becomes an object, and a previous object at name stays. It
+// returns the size and the store's creation time.
+func (c *ReplicaClient) upload(ctx context.Context, name string, r io.Reader) (int64, time.Time, error) {
+	bkt, err := c.Init(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	bp, _ := c.staging.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, smallObject)
+		bp = &b
+	}
+	defer c.staging.Put(bp)
+	n, err := io.ReadFull(r, *bp)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, time.Time{}, fmt.Errorf("upload %s: read: %w", name, err)
+	}
+	whole := err != nil // the reader ended within the buffer
+	if err := ctx.Err(); err != nil {
+		return 0, time.Time{}, c.describe("upload "+name, true, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := bkt.Object(name).NewWriter(wctx)
+	w.ContentType = "application/octet-stream"
+	w.ChunkSize = ChunkSize
+	if whole {
+		w.ChunkSize = max(n, 1)
+	}
+	total := int64(n)
+	// The writer copies what Write is given before it returns (an io.Pipe
+	// to its own buffer), so the staging buffer may be reused after.
+	_, err = w.Write((*bp)[:n])
+	rest := &sourceReader{r: r}
+	if err == nil && !whole {
+		var m int64
+		m, err = io.Copy(w, rest)
+		total += m
+	}
+	if err != nil {
+		cancel()
+		w.Close()
+		if rest.err != nil {
+			return 0, time.Time{}, fmt.Errorf("upload %s: read: %w", name, rest.err)
+		}
+		return 0, time.Time{}, c.describe("upload "+name, true, err)
+	}
+	if err := w.Close(); err != nil {
+		return 0, time.Time{}, c.describe("upload "+name, true, err)
+	}
+	c.op("PUT", total)
+	created := time.Now()
+	if a := w.Attrs(); a != nil && !a.Created.IsZero() {
+		created = a.Created
+	}
+	return total, created, nil
+}
+
+// sourceReader keeps the error of the reader an upload copies from, to
+// tell it from the writer's.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
