@@ -26,15 +26,20 @@ Watches SQLite databases and replicates every committed transaction to their
 replicas. With DB_PATH and one or more REPLICA_URLs no config file is needed;
 otherwise every database of the config file is replicated.
 
-A replica URL is a directory (a path or file:///abs/path) or s3://BUCKET/PATH.
+A replica URL is a directory (a path or file:///abs/path), s3://BUCKET/PATH,
+gcs://BUCKET/PATH, abs://[ACCOUNT@]CONTAINER/PATH or
+sftp://USER[:PASSWORD]@HOST[:PORT]/PATH.
 On SIGINT or SIGTERM, litestream makes a last sync of every database to every
 replica and exits 0. With -exec it runs the application as a child process,
 forwards those signals to it, and exits with its exit code after a last sync.
+With -restore-if-db-not-exists, a missing database is first restored from its
+replicas (before the child starts), then replicated in a new generation.
 
 Examples:
 	litestream replicate /var/lib/app.db /var/backups/app
 	litestream replicate /var/lib/app.db s3://my-bucket/app
 	litestream replicate -config /etc/litestream.yml
+	litestream replicate -restore-if-db-not-exists -exec "myapp -serve"
 `
 
 // Run parses flags, starts every database and waits for a signal.
