@@ -137,3 +137,97 @@ func writeTestFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestParseConfig_EveryV03Key loads a config that uses every key Litestream
+// v0.3.14 accepts, with every replica type, written as its docs write them.
+func TestParseConfig_EveryV03Key(t *testing.T) {
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "id_ed25519")
+	writeTestFile(t, keyPath, "not read at load\n")
+	src := `addr: ":9090"
+access-key-id: AKIAGLOBAL
+secret-access-key: globalsecret
+exec: myapp -serve
+logging:
+  level: INFO
+  type: json
+  stderr: true
+dbs:
+  - path: ` + filepath.Join(dir, "app.db") + `
+    meta-path: ` + filepath.Join(dir, "meta") + `
+    monitor-interval: 1s
+    checkpoint-interval: 1m
+    min-checkpoint-page-count: 1000
+    max-checkpoint-page-count: 10000
+    replicas:
+      - type: file
+        name: local
+        path: ` + filepath.Join(dir, "backup") + `
+        retention: 24h
+        retention-check-interval: 1h
+        sync-interval: 1s
+        snapshot-interval: 6h
+        validation-interval: 12h
+        age:
+          identities: []
+          recipients: []
+      - type: s3
+        name: s3
+        bucket: mybkt
+        path: db
+        region: us-east-1
+        endpoint: http://localhost:9000
+        force-path-style: true
+        skip-verify: true
+        access-key-id: AKIA
+        secret-access-key: s3secret
+      - url: s3://mybkt.localhost:9000/db2
+      - type: gcs
+        bucket: mygcs
+        path: db
+      - url: gcs://mygcs/db2
+      - type: abs
+        account-name: myaccount
+        account-key: YWJzc2VjcmV0
+        bucket: mycontainer
+        path: db
+        endpoint: http://127.0.0.1:10000/myaccount
+      - url: abs://myaccount@mycontainer/db2
+      - type: sftp
+        host: backup.example.com:2222
+        user: litestream
+        password: sftpsecret
+        path: /backups/db
+      - type: sftp
+        name: sftp-key
+        host: backup.example.com
+        user: litestream
+        key-path: ` + keyPath + `
+        path: /backups/db2
+      - url: sftp://litestream:sftpsecret@backup.example.com/backups/db3
+`
+	cfg, err := ParseConfig([]byte(src), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range cfg.DBs[0].Replicas {
+		got = append(got, r.Type+":"+r.Name)
+	}
+	want := "file:local s3:s3 s3:s32 gcs:gcs gcs:gcs2 abs:abs abs:abs2 sftp:sftp sftp:sftp-key sftp:sftp2"
+	if strings.Join(got, " ") != want {
+		t.Errorf("replicas %q, want %q", strings.Join(got, " "), want)
+	}
+	db, err := newDBFromConfig(cfg.DBs[0], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range db.Replicas {
+		if typ := cfg.DBs[0].Replicas[i].Type; r.Client.Type() != typ {
+			t.Errorf("replica %s of type %s has a %s client", r.Name, typ, r.Client.Type())
+		}
+	}
+	if cfg.Logging.Level != "info" || cfg.Exec != "myapp -serve" || cfg.Addr != ":9090" {
+		t.Errorf("top level: %+v", cfg)
+	}
+}
