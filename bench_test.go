@@ -7,16 +7,19 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/litestream-go/litestream/internal/walformat"
+	"github.com/litestream-go/litestream/internal/walformat/walformattest"
 )
 
 // BenchmarkWALReader measures frame validation (salt and cumulative
 // checksum) per byte of WAL.
 func BenchmarkWALReader(b *testing.B) {
-	wal := buildWAL(binary.LittleEndian, 4096, 1000)
-	hdr, _ := ParseWALHeader(wal)
+	wal := walformattest.Build(binary.LittleEndian, 4096, 1000)
+	hdr, _ := walformat.ParseHeader(wal)
 	b.SetBytes(int64(len(wal)))
 	for b.Loop() {
-		rd := NewWALReader(bytes.NewReader(wal[WALHeaderSize:]), hdr, hdr.Checksum1, hdr.Checksum2)
+		rd := walformat.NewReader(bytes.NewReader(wal[walformat.HeaderSize:]), hdr, hdr.Checksum1, hdr.Checksum2)
 		for {
 			if _, _, err := rd.Next(); err != nil {
 				break
@@ -63,15 +66,15 @@ func BenchmarkSegmentDecode(b *testing.B) {
 
 // benchWALs returns 1000 frames of 4 KiB pages, by page content.
 func benchWALs() map[string][]byte {
-	repeated := buildWAL(binary.LittleEndian, 4096, 1000)
+	repeated := walformattest.Build(binary.LittleEndian, 4096, 1000)
 	rows := slices.Clone(repeated)
 	rng := rand.New(rand.NewPCG(1, 2))
-	fs := WALFrameHeaderSize + 4096
-	for off := WALHeaderSize; off+fs <= len(rows); off += fs {
+	fs := walformat.FrameHeaderSize + 4096
+	for off := walformat.HeaderSize; off+fs <= len(rows); off += fs {
 		// Rows as SQLite stores them: a few header bytes much alike from
 		// row to row (which is what LZ4 finds to match, and what keeps it
 		// from skipping ahead), then the payload.
-		page := rows[off+WALFrameHeaderSize : off+fs]
+		page := rows[off+walformat.FrameHeaderSize : off+fs]
 		clear(page)
 		for i := 400; i+106 <= len(page); i += 106 {
 			copy(page[i:], []byte{0x81, 0x4e, byte(i >> 8), 0x02, 0x81, 0x4c})

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // checkpointIfNeeded applies the checkpoint policy: a PASSIVE checkpoint
@@ -302,7 +304,7 @@ func (db *DB) walHasFrame(off int64) bool {
 		return false
 	}
 	defer f.Close()
-	return hasFrame(f, db.shadow.Header(), off)
+	return walformat.HasFrame(f, db.shadow.Header(), off)
 }
 
 // ckptBlocked records where a checkpoint last failed to complete.
@@ -329,7 +331,7 @@ func (db *DB) checkpointPageN() int {
 // shadowPages returns the number of frames in the current shadow index.
 // Caller holds mu.
 func (db *DB) shadowPages() int {
-	return int((db.shadow.Size() - WALHeaderSize) / db.shadow.Header().FrameSize())
+	return int((db.shadow.Size() - walformat.HeaderSize) / db.shadow.Header().FrameSize())
 }
 
 // unlockWrite releases the write lock once the shadow WAL holds, durably,

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // Engine defaults: Litestream v0.3's, but for MinCheckpointPageN. The
@@ -499,10 +501,10 @@ func (db *DB) copyWALFrames(ctx context.Context) error {
 	case end < db.shadow.Size():
 		fs := hdr.FrameSize()
 		err = db.newGeneration(ctx, wal, hdr, end, sum, fmt.Sprintf("SQLite's wal-index counts %d committed WAL frames, the shadow WAL holds %d",
-			(end-WALHeaderSize)/fs, (db.shadow.Size()-WALHeaderSize)/fs))
+			(end-walformat.HeaderSize)/fs, (db.shadow.Size()-walformat.HeaderSize)/fs))
 	default:
 		err = db.appendWAL(wal, end, sum)
-		if errors.Is(err, errCommittedFrames) && db.shadow.Size() > WALHeaderSize {
+		if errors.Is(err, errCommittedFrames) && db.shadow.Size() > walformat.HeaderSize {
 			err = db.newGeneration(ctx, wal, hdr, end, sum, err.Error())
 		}
 	}
@@ -545,23 +547,23 @@ func (db *DB) appendWAL(wal io.ReaderAt, end int64, sum [2]uint32) error {
 
 // openWAL opens the WAL and reads its header, writing a frame first when the
 // WAL is empty so that there is a header to follow.
-func (db *DB) openWAL(ctx context.Context) (*os.File, WALHeader, int64, error) {
+func (db *DB) openWAL(ctx context.Context) (*os.File, walformat.Header, int64, error) {
 	f, hdr, size, err := readWALHeader(db.WALPath())
 	if err == nil || !errors.Is(err, errNoWALHeader) {
 		return f, hdr, size, err
 	}
 	if db.conns.locked {
 		// A write inside our write-lock transaction would be rolled back.
-		return nil, WALHeader{}, 0, errors.New("WAL has no valid header")
+		return nil, walformat.Header{}, 0, errors.New("WAL has no valid header")
 	}
 	// An empty or missing WAL (after a TRUNCATE checkpoint): write one row
 	// so that SQLite writes a header.
 	if err := db.conns.bumpSeq(ctx, false); err != nil {
-		return nil, WALHeader{}, 0, err
+		return nil, walformat.Header{}, 0, err
 	}
 	f, hdr, size, err = readWALHeader(db.WALPath())
 	if errors.Is(err, errNoWALHeader) {
-		return nil, WALHeader{}, 0, errors.New("WAL has no valid header even after a write")
+		return nil, walformat.Header{}, 0, errors.New("WAL has no valid header even after a write")
 	}
 	return f, hdr, size, err
 }
@@ -570,36 +572,36 @@ func (db *DB) openWAL(ctx context.Context) (*os.File, WALHeader, int64, error) {
 var errNoWALHeader = errors.New("no WAL header")
 
 // readWALHeader opens a WAL file and parses its header.
-func readWALHeader(path string) (*os.File, WALHeader, int64, error) {
+func readWALHeader(path string) (*os.File, walformat.Header, int64, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, WALHeader{}, 0, errNoWALHeader
+		return nil, walformat.Header{}, 0, errNoWALHeader
 	} else if err != nil {
-		return nil, WALHeader{}, 0, fmt.Errorf("open WAL: %w", err)
+		return nil, walformat.Header{}, 0, fmt.Errorf("open WAL: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, WALHeader{}, 0, fmt.Errorf("stat WAL: %w", err)
+		return nil, walformat.Header{}, 0, fmt.Errorf("stat WAL: %w", err)
 	}
-	buf := make([]byte, WALHeaderSize)
-	if fi.Size() >= WALHeaderSize {
+	buf := make([]byte, walformat.HeaderSize)
+	if fi.Size() >= walformat.HeaderSize {
 		if _, err := f.ReadAt(buf, 0); err != nil {
 			f.Close()
-			return nil, WALHeader{}, 0, fmt.Errorf("read WAL header: %w", err)
+			return nil, walformat.Header{}, 0, fmt.Errorf("read WAL header: %w", err)
 		}
-		if hdr, err := ParseWALHeader(buf); err == nil {
+		if hdr, err := walformat.ParseHeader(buf); err == nil {
 			return f, hdr, fi.Size(), nil
 		}
 	}
 	f.Close()
-	return nil, WALHeader{}, 0, errNoWALHeader
+	return nil, walformat.Header{}, 0, errNoWALHeader
 }
 
 // newGeneration starts a generation: a new name, a shadow WAL at index 0
 // that copies the whole current WAL. Replicas notice the new generation and
 // take a snapshot.
-func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader, end int64, sum [2]uint32, reason string) error {
+func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr walformat.Header, end int64, sum [2]uint32, reason string) error {
 	gen := NewGeneration()
 	s, err := createShadowWAL(db.shadowDir(gen), 0, hdr)
 	if err != nil {
@@ -628,7 +630,7 @@ func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr WALHeader,
 }
 
 // nextIndex rolls the shadow WAL over to the next index after a WAL restart.
-func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr WALHeader, end int64, sum [2]uint32) error {
+func (db *DB) nextIndex(ctx context.Context, wal io.ReaderAt, hdr walformat.Header, end int64, sum [2]uint32) error {
 	if db.shadow.Index() >= MaxIndex {
 		return db.newGeneration(ctx, wal, hdr, end, sum, "shadow WAL index limit reached")
 	}
@@ -708,7 +710,7 @@ func (db *DB) ReplicaLag(pos Pos, now time.Time) time.Duration {
 	if pos.Generation == end.Generation && pos.Index == end.Index-1 {
 		// A complete earlier index counts as caught up when the current
 		// one holds no commit yet.
-		if size, err := db.shadow.FileSize(pos.Index); err == nil && size == pos.Offset && end.Offset == WALHeaderSize {
+		if size, err := db.shadow.FileSize(pos.Index); err == nil && size == pos.Offset && end.Offset == walformat.HeaderSize {
 			return 0
 		}
 	}

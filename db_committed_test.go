@@ -14,6 +14,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // appendFakeCommit writes n frames past the WAL's last valid frame: valid
@@ -27,12 +28,12 @@ func appendFakeCommit(t *testing.T, walPath string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr, err := litestream.ParseWALHeader(b)
+	hdr, err := walformat.ParseHeader(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd := litestream.NewWALReader(bytes.NewReader(b[litestream.WALHeaderSize:]), hdr, hdr.Checksum1, hdr.Checksum2)
-	end := int64(litestream.WALHeaderSize)
+	rd := walformat.NewReader(bytes.NewReader(b[walformat.HeaderSize:]), hdr, hdr.Checksum1, hdr.Checksum2)
+	end := int64(walformat.HeaderSize)
 	var last []byte
 	var lastCommit uint32
 	for {
@@ -61,8 +62,8 @@ func appendFakeCommit(t *testing.T, walPath string, n int) {
 		be.PutUint32(f[4:], commit)
 		be.PutUint32(f[8:], hdr.Salt1)
 		be.PutUint32(f[12:], hdr.Salt2)
-		s1, s2 = litestream.WALChecksum(hdr.ByteOrder(), s1, s2, f[:8])
-		s1, s2 = litestream.WALChecksum(hdr.ByteOrder(), s1, s2, f[litestream.WALFrameHeaderSize:])
+		s1, s2 = walformat.Checksum(hdr.ByteOrder(), s1, s2, f[:8])
+		s1, s2 = walformat.Checksum(hdr.ByteOrder(), s1, s2, f[walformat.FrameHeaderSize:])
 		be.PutUint32(f[16:], s1)
 		be.PutUint32(f[20:], s2)
 		out = append(out, f...)
@@ -162,10 +163,10 @@ func TestDB_RolledBackFramesNeverShipped(t *testing.T) {
 		if bytes.Contains(b, []byte("ROLLED-BACK")) {
 			t.Errorf("segment %s holds rolled-back data", p)
 		}
-		const fs = 4096 + litestream.WALFrameHeaderSize
+		const fs = 4096 + walformat.FrameHeaderSize
 		body := b
-		if strings.HasSuffix(p, "0000000000000000"+litestream.SegmentExt) || len(b)%fs == litestream.WALHeaderSize {
-			body = b[min(len(b), litestream.WALHeaderSize):]
+		if strings.HasSuffix(p, "0000000000000000"+litestream.SegmentExt) || len(b)%fs == walformat.HeaderSize {
+			body = b[min(len(b), walformat.HeaderSize):]
 		}
 		if len(body) == 0 {
 			continue

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // Invariants kept here, on which the application's safety rests:
@@ -150,7 +152,7 @@ func parseWALIndexHeader(b []byte) (walIndexHeader, error) {
 }
 
 // describes reports whether the header describes the WAL incarnation hdr.
-func (h walIndexHeader) describes(hdr WALHeader) bool {
+func (h walIndexHeader) describes(hdr walformat.Header) bool {
 	return h.salt1 == hdr.Salt1 && h.salt2 == hdr.Salt2
 }
 
@@ -158,9 +160,9 @@ func (h walIndexHeader) describes(hdr WALHeader) bool {
 // its last committed frame: past the header alone when the wal-index
 // describes another incarnation (a writer restarted the WAL and has not
 // committed in it yet).
-func (h walIndexHeader) committedEnd(hdr WALHeader) int64 {
+func (h walIndexHeader) committedEnd(hdr walformat.Header) int64 {
 	if !h.describes(hdr) {
-		return WALHeaderSize
+		return walformat.HeaderSize
 	}
-	return WALHeaderSize + int64(h.mxFrame)*hdr.FrameSize()
+	return walformat.HeaderSize + int64(h.mxFrame)*hdr.FrameSize()
 }

@@ -3,6 +3,8 @@ package litestream
 import (
 	"context"
 	"fmt"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // copyNow copies new committed WAL frames into the shadow WAL now.
@@ -40,7 +42,7 @@ func (db *DB) shadowHas(pos Pos) bool {
 		return false
 	}
 	size, err := db.shadow.FileSize(pos.Index)
-	return err == nil && pos.Offset <= size && pos.Offset >= WALHeaderSize
+	return err == nil && pos.Offset <= size && pos.Offset >= walformat.HeaderSize
 }
 
 // removeShadowBefore deletes shadow files that every replica has shipped,

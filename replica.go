@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // Replica is one destination of a database: a named ReplicaClient plus the
@@ -187,7 +189,7 @@ func (r *Replica) backlog() (bytes, frames int64) {
 		} else if err != nil {
 			return bytes, frames
 		}
-		from := int64(WALHeaderSize)
+		from := int64(walformat.HeaderSize)
 		if pos.Generation == end.Generation && i == pos.Index {
 			from = max(pos.Offset, from)
 		}
@@ -209,7 +211,7 @@ func (r *Replica) frameSize() int64 {
 	if db.pageSize == 0 {
 		return 0
 	}
-	return int64(db.pageSize) + WALFrameHeaderSize
+	return int64(db.pageSize) + walformat.FrameHeaderSize
 }
 
 // roundDuration formats d for a log line: to the second from a minute on

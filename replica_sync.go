@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // The rule of every change to a replica, kept here and in retention.go:
@@ -346,17 +348,17 @@ func (r *Replica) diverged(pos, end Pos) error {
 // or another history of the same WAL (every frame chains, from the
 // shadow's checksum at pos, to its end). Only the first may be replaced.
 func (r *Replica) otherHistory(ctx context.Context, pos Pos, shadow io.ReaderAt) segmentMatch {
-	var hb [WALHeaderSize]byte
+	var hb [walformat.HeaderSize]byte
 	if _, err := shadow.ReadAt(hb[:], 0); err != nil {
 		return segmentUnreadable
 	}
-	hdr, err := ParseWALHeader(hb[:])
+	hdr, err := walformat.ParseHeader(hb[:])
 	if err != nil {
 		return segmentUnreadable
 	}
 	s1, s2 := hdr.Checksum1, hdr.Checksum2
-	if pos.Offset > WALHeaderSize {
-		if s1, s2, err = frameChecksumAt(shadow, hdr, pos.Offset); err != nil {
+	if pos.Offset > walformat.HeaderSize {
+		if s1, s2, err = walformat.FrameChecksumAt(shadow, hdr, pos.Offset); err != nil {
 			return segmentUnreadable
 		}
 	}
@@ -375,7 +377,7 @@ func (r *Replica) otherHistory(ctx context.Context, pos Pos, shadow io.ReaderAt)
 			return segmentUnreadable
 		}
 	}
-	rd := NewWALReader(src, hdr, s1, s2)
+	rd := walformat.NewReader(src, hdr, s1, s2)
 	frames := 0
 	for {
 		_, _, err := rd.Next()
@@ -492,7 +494,7 @@ func (r *Replica) syncSegments(ctx context.Context) error {
 			return err
 		}
 		// A header with no committed frame yet is not worth a segment.
-		if r.pos.Offset < size && !(r.pos.Offset == 0 && size == WALHeaderSize && r.pos.Index == end.Index) {
+		if r.pos.Offset < size && !(r.pos.Offset == 0 && size == walformat.HeaderSize && r.pos.Index == end.Index) {
 			if err := r.uploadSegment(ctx, r.pos, size); err != nil {
 				return err
 			}

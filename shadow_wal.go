@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // Invariants of the shadow WAL (every copy keeps them):
@@ -28,7 +30,7 @@ import (
 type ShadowWAL struct {
 	dir    string
 	index  int
-	hdr    WALHeader
+	hdr    walformat.Header
 	size   int64  // committed bytes of the current index file
 	s1, s2 uint32 // cumulative checksum at size
 	// commits counts the commit frames in the current index file.
@@ -53,13 +55,13 @@ func (s *ShadowWAL) Commits() int { return s.commits }
 func (s *ShadowWAL) Size() int64 { return s.size }
 
 // Header returns the WAL header of the current index.
-func (s *ShadowWAL) Header() WALHeader { return s.hdr }
+func (s *ShadowWAL) Header() walformat.Header { return s.hdr }
 
 // Path returns the path of the shadow file at index.
 func (s *ShadowWAL) Path(index int) string { return filepath.Join(s.dir, shadowWALFileName(index)) }
 
 // createShadowWAL starts a shadow WAL file at index with the given WAL header.
-func createShadowWAL(dir string, index int, hdr WALHeader) (*ShadowWAL, error) {
+func createShadowWAL(dir string, index int, hdr walformat.Header) (*ShadowWAL, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create shadow WAL directory: %w", err)
 	}
@@ -76,7 +78,7 @@ func createShadowWAL(dir string, index int, hdr WALHeader) (*ShadowWAL, error) {
 // startIndex makes index the current file, holding only the WAL header.
 // On failure (a full disk, say) the shadow stays as it was, so the caller
 // can retry.
-func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
+func (s *ShadowWAL) startIndex(index int, hdr walformat.Header) error {
 	if s.f != nil {
 		if err := s.SyncPending(); err != nil {
 			return err
@@ -102,7 +104,7 @@ func (s *ShadowWAL) startIndex(index int, hdr WALHeader) error {
 		s.f.Close() // read-only from here on: replicas reopen it by path
 	}
 	s.f, s.index, s.hdr = f, index, hdr
-	s.size = WALHeaderSize
+	s.size = walformat.HeaderSize
 	s.s1, s.s2 = hdr.Checksum1, hdr.Checksum2
 	s.commits = 0
 	return nil
@@ -143,20 +145,20 @@ func openShadowWAL(dir string) (*ShadowWAL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open shadow WAL: %w", err)
 	}
-	buf := make([]byte, WALHeaderSize)
+	buf := make([]byte, walformat.HeaderSize)
 	if _, err := io.ReadFull(f, buf); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("shadow WAL %s is shorter than a WAL header", s.Path(index))
 	}
-	hdr, err := ParseWALHeader(buf)
+	hdr, err := walformat.ParseHeader(buf)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("shadow WAL %s: %w", s.Path(index), err)
 	}
 	s.f, s.hdr = f, hdr
-	s.size, s.s1, s.s2 = WALHeaderSize, hdr.Checksum1, hdr.Checksum2
-	rd := NewWALReader(bufio.NewReaderSize(f, 1<<20), hdr, s.s1, s.s2)
-	for off := int64(WALHeaderSize); ; {
+	s.size, s.s1, s.s2 = walformat.HeaderSize, hdr.Checksum1, hdr.Checksum2
+	rd := walformat.NewReader(bufio.NewReaderSize(f, 1<<20), hdr, s.s1, s.s2)
+	for off := int64(walformat.HeaderSize); ; {
 		fh, _, err := rd.Next()
 		if err != nil {
 			break // end of valid frames

@@ -2,34 +2,21 @@ package litestream
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-)
 
-// frameChecksumAt reads the cumulative checksum stored in the header of the
-// frame that ends at offset end of a WAL file.
-func frameChecksumAt(wal io.ReaderAt, hdr WALHeader, end int64) (s1, s2 uint32, err error) {
-	var b [WALFrameHeaderSize]byte
-	if _, err := wal.ReadAt(b[:], end-hdr.FrameSize()); err != nil {
-		return 0, 0, err
-	}
-	fh := parseFrameHeader(b[:])
-	if fh.Salt1 != hdr.Salt1 || fh.Salt2 != hdr.Salt2 {
-		return 0, 0, errors.New("salt differs")
-	}
-	return binary.BigEndian.Uint32(b[16:]), binary.BigEndian.Uint32(b[20:]), nil
-}
+	"github.com/litestream-go/litestream/internal/walformat"
+)
 
 // Matches reports whether the WAL still holds, at the end of the shadow's
 // committed bytes, the frame the shadow ended on. The checksum is
 // cumulative, so a match means every earlier frame matches too.
 func (s *ShadowWAL) Matches(wal io.ReaderAt) bool {
-	if s.size == WALHeaderSize {
+	if s.size == walformat.HeaderSize {
 		return true
 	}
-	s1, s2, err := frameChecksumAt(wal, s.hdr, s.size)
+	s1, s2, err := walformat.FrameChecksumAt(wal, s.hdr, s.size)
 	return err == nil && s1 == s.s1 && s2 == s.s2
 }
 
@@ -55,7 +42,7 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocke
 	if end <= s.size {
 		return 0, nil
 	}
-	if (end-WALHeaderSize)%fs != 0 {
+	if (end-walformat.HeaderSize)%fs != 0 {
 		return 0, fmt.Errorf("committed end %d is not on a frame boundary: %w", end, errCommittedFrames)
 	}
 	// Small buffers, kept between copies: most copies are a few frames.
@@ -66,12 +53,12 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocke
 	s.rbuf.Reset(io.NewSectionReader(wal, s.size, end-s.size))
 	s.wbuf.Reset(&offsetWriter{f: s.f, off: s.size})
 	defer func() { s.rbuf.Reset(nil); s.wbuf.Reset(nil) }() // drop the file references
-	rd, w := NewWALReader(s.rbuf, s.hdr, s.s1, s.s2), s.wbuf
+	rd, w := walformat.NewReader(s.rbuf, s.hdr, s.s1, s.s2), s.wbuf
 	commits := 0
-	var last WALFrameHeader
+	var last walformat.FrameHeader
 	for off := s.size; off < end; off += fs {
 		fh, frame, err := rd.Next()
-		if errors.Is(err, io.EOF) || errors.Is(err, ErrInvalidFrame) {
+		if errors.Is(err, io.EOF) || errors.Is(err, walformat.ErrInvalidFrame) {
 			return 0, fmt.Errorf("frame at offset %d of %d committed bytes: %v: %w", off, end, err, errCommittedFrames)
 		} else if err != nil {
 			return 0, fmt.Errorf("read WAL: %w", err)

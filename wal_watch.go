@@ -3,6 +3,8 @@ package litestream
 import (
 	"os"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // walWatchInterval is how often the monitor looks at the WAL between syncs:
@@ -16,7 +18,7 @@ const walWatchRetry = 250 * time.Millisecond
 
 // walWatch remembers the last WAL header walFull reported, and when.
 type walWatch struct {
-	hdr WALHeader
+	hdr walformat.Header
 	at  time.Time
 }
 
@@ -48,11 +50,11 @@ func (db *DB) walFull(seen *walWatch) bool {
 		return false
 	}
 	defer f.Close()
-	var b [WALHeaderSize]byte
+	var b [walformat.HeaderSize]byte
 	if _, err := f.ReadAt(b[:], 0); err != nil {
 		return false
 	}
-	hdr, err := ParseWALHeader(b[:])
+	hdr, err := walformat.ParseHeader(b[:])
 	if err != nil {
 		return false
 	}
@@ -63,7 +65,7 @@ func (db *DB) walFull(seen *walWatch) bool {
 	if hdr == seen.hdr && time.Since(seen.at) < walWatchRetry {
 		return false
 	}
-	if !hasFrame(f, hdr, WALHeaderSize+int64(threshold-1)*hdr.FrameSize()) {
+	if !walformat.HasFrame(f, hdr, walformat.HeaderSize+int64(threshold-1)*hdr.FrameSize()) {
 		return false
 	}
 	*seen = walWatch{hdr: hdr, at: time.Now()}
@@ -75,7 +77,7 @@ func (db *DB) walFull(seen *walWatch) bool {
 // counts as committed (both 0 otherwise: frames of a transaction still in
 // progress are no reason to copy), and the checkpoint threshold in pages
 // (checkpointPageN).
-func (db *DB) watchState(hdr WALHeader) (copied, committed int64, threshold int) {
+func (db *DB) watchState(hdr walformat.Header) (copied, committed int64, threshold int) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	threshold = db.checkpointPageN()
@@ -87,15 +89,4 @@ func (db *DB) watchState(hdr WALHeader) (copied, committed int64, threshold int)
 		return 0, 0, threshold
 	}
 	return db.shadow.Size(), idx.committedEnd(hdr), threshold
-}
-
-// hasFrame reports whether the WAL f holds, at offset off, a frame of the
-// WAL with header hdr (committed or not).
-func hasFrame(f *os.File, hdr WALHeader, off int64) bool {
-	var b [WALFrameHeaderSize]byte
-	if _, err := f.ReadAt(b[:], off); err != nil {
-		return false
-	}
-	fh := parseFrameHeader(b[:])
-	return fh.Salt1 == hdr.Salt1 && fh.Salt2 == hdr.Salt2
 }

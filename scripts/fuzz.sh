@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${1:-100000x}
 total=0
-for target in .:FuzzWALReader .:FuzzSegmentName .:FuzzSegmentDecode ./cmd/litestream:FuzzParseConfig; do
+for target in ./internal/walformat:FuzzWALReader .:FuzzSegmentName .:FuzzSegmentDecode ./cmd/litestream:FuzzParseConfig; do
 	pkg=${target%%:*}; name=${target##*:}
 	out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -fuzzminimizetime 200x "$pkg" 2>&1) || { echo "$out"; echo "fuzz $name FAILED"; exit 1; }
 	execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 | grep -o '[0-9]*' || echo 0)

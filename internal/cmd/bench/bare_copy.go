@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // bareCopy is the floor for the overhead figures: the least a WAL
@@ -24,9 +24,9 @@ import (
 type bareCopy struct {
 	walPath         string
 	shadow, replica *os.File
-	hdr             litestream.WALHeader // the header of the WAL being copied
-	off             int64                // the offset in it copied up to
-	last            time.Time            // the last copy
+	hdr             walformat.Header // the header of the WAL being copied
+	off             int64            // the offset in it copied up to
+	last            time.Time        // the last copy
 	buf             []byte
 }
 
@@ -83,16 +83,16 @@ func (c *bareCopy) run(ctx context.Context) error {
 // copyNew copies the WAL's bytes past c.off, when a batch or a second's
 // worth is due, and returns how many it copied.
 func (c *bareCopy) copyNew(f *os.File) (int64, error) {
-	var b [litestream.WALHeaderSize]byte
+	var b [walformat.HeaderSize]byte
 	if _, err := f.ReadAt(b[:], 0); err != nil {
 		return 0, nil // no WAL header written yet
 	}
-	hdr, err := litestream.ParseWALHeader(b[:])
+	hdr, err := walformat.ParseHeader(b[:])
 	if err != nil {
 		return 0, nil // a header being written
 	}
 	if !hdr.SameWAL(c.hdr) { // a restarted WAL: copy from its start
-		c.hdr, c.off = hdr, litestream.WALHeaderSize
+		c.hdr, c.off = hdr, walformat.HeaderSize
 	}
 	st, err := f.Stat()
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
 // The bare copier must copy every WAL byte it is given, twice, and start
@@ -19,8 +19,8 @@ func TestBareCopyCopiesNewBytesTwice(t *testing.T) {
 	dir := t.TempDir()
 	walPath := filepath.Join(dir, "app.db-wal")
 	wal := func(salt uint32, body []byte) []byte {
-		h := litestream.WALHeader{Magic: 0x377f0682, Version: 3007000, PageSize: 4096, Salt1: salt, Salt2: salt}
-		h.Checksum1, h.Checksum2 = litestream.WALChecksum(binary.LittleEndian, 0, 0, h.Encode()[:24])
+		h := walformat.Header{Magic: 0x377f0682, Version: 3007000, PageSize: 4096, Salt1: salt, Salt2: salt}
+		h.Checksum1, h.Checksum2 = walformat.Checksum(binary.LittleEndian, 0, 0, h.Encode()[:24])
 		return append(h.Encode(), body...)
 	}
 	first := bytes.Repeat([]byte("frame"), (bareCopyBatch+4096)/5)
