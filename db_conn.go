@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -30,13 +29,6 @@ type dbConns struct {
 	ckpt    *sql.Conn
 	reading bool // read transaction open
 	locked  bool // write lock held
-}
-
-// sqliteDSN returns the DSN that opens an existing database (never creates
-// one), with auto-checkpoint off and a busy timeout for the write lock.
-func sqliteDSN(path string) string {
-	u := url.URL{Path: path}
-	return "file:" + u.EscapedPath() + "?mode=rw&_pragma=busy_timeout(5000)&_pragma=wal_autocheckpoint(0)"
 }
 
 // engineConnector opens the engine's connections: every one, the pool's

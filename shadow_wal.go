@@ -239,27 +239,3 @@ func (s *ShadowWAL) Close() error {
 	s.f = nil
 	return err
 }
-
-// syncFile fsyncs the file at path. (Opened for writing: Windows flushes
-// only a handle with write access.)
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
-// SyncDir fsyncs a directory so that a rename or create in it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}

@@ -109,15 +109,3 @@ func (s *ShadowWAL) SyncPending() error {
 
 // copyBufSize is the size of Append's read and write buffers.
 const copyBufSize = 128 << 10
-
-// offsetWriter writes sequentially at an offset of a file.
-type offsetWriter struct {
-	f   io.WriterAt
-	off int64
-}
-
-func (w *offsetWriter) Write(p []byte) (int, error) {
-	n, err := w.f.WriteAt(p, w.off)
-	w.off += int64(n)
-	return n, err
-}
