@@ -193,14 +193,18 @@ func TestCheckStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", p)
-		_, err := check(newClient(bucket), 5*time.Second)
-		if err == nil {
-			t.Skip("the library accepts the key file until a request needs a token")
+		err := permanent(t, newClient(bucket), "the GCS credentials (service account x@p.iam.gserviceaccount.com (GOOGLE_APPLICATION_CREDENTIALS="+p+")) cannot sign requests: failed to parse private key")
+		if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "storage.googleapis.com") {
+			t.Fatalf("the key or the request URL is in the error: %v", err)
 		}
-		if strings.Contains(err.Error(), "SECRET") {
-			t.Fatalf("the key is in the error: %v", err)
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		noEmulator(t)
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+		_, err := check(newClient(bucket), 20*time.Second)
+		if !errors.Is(err, gcs.ErrNoCredentials) || err.Error() != "no GCS credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run 'gcloud auth application-default login', or run on Google Cloud with a service account" {
+			t.Fatalf("err = %v", err)
 		}
-		t.Log(err)
 	})
 	t.Run("emulator needs no credentials", func(t *testing.T) {
 		srv.UseEmulator(t)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -87,6 +89,8 @@ func classify(err error, bucketOp bool) requestFailure {
 			f.status = ae.Response.StatusCode
 		}
 		f.reason = "token refused"
+	case f.status == 0 && signingFailed(err):
+		f.kind = failBadCreds
 	case f.status == 401 || f.status == 403:
 		f.kind = failAccessDenied
 	case errors.Is(err, storage.ErrBucketNotExist):
@@ -111,6 +115,27 @@ func classify(err error, bucketOp bool) requestFailure {
 		f.kind, f.netErr = failUnreachable, ne
 	}
 	return f
+}
+
+// signingFailed reports whether err is the transport's failure to sign a
+// request (a private key that does not parse, a token source that fails
+// before any answer): a *url.Error around no network error.
+func signingFailed(err error) bool {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(ue.Err, &ne) || errors.Is(ue.Err, io.EOF) || errors.Is(ue.Err, io.ErrUnexpectedEOF) || errors.Is(ue.Err, context.Canceled) {
+		return false
+	}
+	text := strings.ToLower(ue.Err.Error())
+	for _, s := range []string{"private key", "credentials", "oauth2", "auth:", "token"} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // answer names the store's answer: "HTTP 403, forbidden".
@@ -168,7 +193,10 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 	case failNoCreds:
 		msg = "no GCS credentials: " + noCredentialsHint
 	case failBadCreds:
-		msg = err.Error() // already in our words
+		msg = err.Error() // checkCredentialsFile's, in our words
+		if !errors.Is(err, errBadCredentials) {
+			msg = fmt.Sprintf("the GCS credentials (%s) cannot sign requests: %v: fix or replace them", credentialsSource(), innermost(err))
+		}
 	case failAccessDenied:
 		msg = fmt.Sprintf("access denied to bucket %q at %s for %s (%s): check the credentials and that they may read and write objects in the bucket (roles/storage.objectAdmin)",
 			c.Bucket, store(), credentialsSource(), orDefault(f.answer(), "HTTP 403"))
