@@ -10,24 +10,37 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pierrec/lz4/v4"
 )
 
 // Restore executes a plan: it downloads the snapshot and the segments (in
 // parallel, with retries) into a temporary directory next to outputPath,
 // applies each page's last committed version once, checks the result with
-// SQLite, and renames it into place. outputPath holds either nothing or a
-// complete, consistent database, and no temporary file is left behind.
-// It never replaces a file at outputPath, even one that appears while it
-// runs (the error wraps ErrOutputExists), and refuses to start, or to
-// finish, beside another database's -wal, -shm or -journal file
-// (CheckRestoreOutput).
+// SQLite (opt.IntegrityCheck), and renames it into place with mode 0600.
+// outputPath holds either nothing or a complete, consistent database, and
+// no temporary file is left behind. It never replaces a file at
+// outputPath, even one that appears while it runs (the error wraps
+// ErrOutputExists), and refuses to start, or to finish, beside another
+// database's -wal, -shm or -journal file (CheckRestoreOutput).
+//
+// When a file the plan needs is missing or damaged, the error names the
+// file and the replica, and Restore runs the plan's Fallbacks in turn
+// (other replicas of the generation: those that reach as far first, then
+// the nearest earlier), saying so through opt.OnFallback and the log. A
+// failure of the local disk, a cancellation, or the output's state ends
+// it at once.
 func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt RestoreOptions) error {
 	logger := opt.Logger
 	if logger == nil {
 		logger = slog.Default()
+	}
+	if _, err := parseIntegrityCheck(string(opt.IntegrityCheck)); err != nil {
+		return err
 	}
 	if err := CheckRestoreOutput(outputPath); err != nil {
 		return err
@@ -48,40 +61,45 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	}
 	defer releaseRestoreDir(tmpDir, lock)
 
-	start := time.Now()
-	logger.Info("restoring", "plan", plan.String(), "output", outputPath)
-	dl := newDownloader(plan, opt)
-	dbPath := filepath.Join(tmpDir, "db")
-	var idx *segmentIndex
-	err = dl.all(ctx, dbPath, tmpDir, func(files []string) (err error) {
-		idx, err = indexSegments(plan, files, opt.until, logger)
-		return err
-	})
-	if idx != nil {
-		defer idx.close() // before the temporary directory goes (Windows)
+	attempts := append([]*RestorePlan{plan}, plan.Fallbacks...)
+	var failed []string
+	for i, p := range attempts {
+		if i > 0 {
+			prev := attempts[i-1]
+			how := "reaches the same point"
+			if p.reach.compare(prev.reach) < 0 {
+				how = fmt.Sprintf("reaches only %s, earlier than %s", p.reach, prev.reach)
+			}
+			logger.Warn("restoring from another replica", "failed", prev.Replica.Name, "replica", p.Replica.Name, "reach", how)
+			if opt.OnFallback != nil {
+				opt.OnFallback(prev, p, how, err)
+			}
+		}
+		attemptDir := filepath.Join(tmpDir, fmt.Sprintf("attempt-%d", i))
+		if err = os.Mkdir(attemptDir, 0o700); err != nil {
+			return fmt.Errorf("create temporary directory: %w", err)
+		}
+		var dbPath string
+		dbPath, err = restoreAttempt(ctx, p, attemptDir, opt, logger)
+		if err == nil {
+			return finishRestore(dbPath, outputPath, dir)
+		}
+		os.RemoveAll(attemptDir) // its disk is free for the next
+		err = fmt.Errorf("replica %s: %w", p.Replica.Name, err)
+		if !replicaFault(ctx, err) {
+			return err
+		}
+		failed = append(failed, err.Error())
 	}
-	if err != nil {
-		return err
+	if len(failed) > 1 {
+		return fmt.Errorf("no replica could restore: %s", strings.Join(failed, "; then "))
 	}
-	downloaded := time.Since(start)
-	pages, err := idx.apply(dbPath, plan)
-	if err != nil {
-		return err
-	}
-	idx.close()
-	applied := time.Since(start)
-	// The fsync (writing back the whole file) and SQLite's check (reading
-	// it from the page cache) overlap: together they took a third of a
-	// restore's time one after the other.
-	synced := make(chan error, 1)
-	go func() { synced <- syncFile(dbPath) }()
-	checkErr := quickCheck(ctx, dbPath)
-	if err := <-synced; err != nil {
-		return fmt.Errorf("write restored database: %w", err)
-	}
-	if checkErr != nil {
-		return fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, checkErr)
-	}
+	return err
+}
+
+// finishRestore moves the finished, checked file at dbPath onto
+// outputPath, in dir.
+func finishRestore(dbPath, outputPath, dir string) error {
 	if beforeMoveIntoPlace != nil {
 		beforeMoveIntoPlace(outputPath)
 	}
@@ -93,13 +111,62 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 	if err := moveIntoPlace(dbPath, outputPath, renameNoReplace); err != nil {
 		return err
 	}
-	if err := SyncDir(dir); err != nil {
+	return SyncDir(dir)
+}
+
+// localError marks a failure of the local disk (a temporary file that
+// cannot be created or written): another replica would fail the same way.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
+
+// replicaFault reports whether err, from one attempt, is the replica's:
+// a file missing, damaged or unreadable, which another replica may not
+// share.
+func replicaFault(ctx context.Context, err error) bool {
+	var le localError
+	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &le)
+}
+
+// restoreAttempt downloads, applies and checks plan in dir and returns the
+// finished file's path.
+func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt RestoreOptions, logger *slog.Logger) (string, error) {
+	start := time.Now()
+	logger.Info("restoring", "plan", plan.String(), "dir", dir)
+	dl := newDownloader(plan, opt)
+	dbPath := filepath.Join(dir, "db")
+	groups := planGroups(plan, dir)
+	var idx *segmentIndex
+	err := dl.all(ctx, dbPath, groups, func() (err error) {
+		idx, err = indexSegments(plan, groups, opt.until, logger)
 		return err
+	})
+	if err != nil {
+		return "", err
 	}
-	logger.Info("restore complete", "output", outputPath, "pages_written", pages,
+	downloaded := time.Since(start)
+	pages, err := idx.apply(dbPath, plan)
+	if err != nil {
+		return "", err
+	}
+	applied := time.Since(start)
+	// The fsync (writing back the whole file) and SQLite's check (reading
+	// it from the page cache) overlap: together they took a third of a
+	// restore's time one after the other.
+	synced := make(chan error, 1)
+	go func() { synced <- syncFile(dbPath) }()
+	checkErr := integrityCheck(ctx, dbPath, opt.IntegrityCheck)
+	if err := <-synced; err != nil {
+		return "", localError{fmt.Errorf("write restored database: %w", err)}
+	}
+	if checkErr != nil {
+		return "", fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, checkErr)
+	}
+	logger.Info("restore complete", "replica", plan.Replica.Name, "pages_written", pages,
 		"download", downloaded.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
 		"check", (time.Since(start) - applied).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
-	return nil
+	return dbPath, nil
 }
 
 // beforeMoveIntoPlace, when set (by tests), runs just before a restore
@@ -150,23 +217,112 @@ func moveIntoPlace(tmp, outputPath string, renameNoReplace func(oldpath, newpath
 	return nil
 }
 
-// quickCheck opens the restored file with SQLite and runs PRAGMA quick_check.
-// It reads the file through a memory map (as far as SQLite's build allows),
-// faster than a read call per page (docs/performance.md, "Restore").
-func quickCheck(ctx context.Context, path string) error {
+// IntegrityCheck is the SQLite check a restore runs on its result before
+// moving it into place.
+type IntegrityCheck string
+
+// The checks: none, PRAGMA quick_check (the default, O(N)), PRAGMA
+// integrity_check (also matches indexes to their tables, slower).
+const (
+	IntegrityNone  IntegrityCheck = "none"
+	IntegrityQuick IntegrityCheck = "quick"
+	IntegrityFull  IntegrityCheck = "full"
+)
+
+// parseIntegrityCheck returns the check named s; "" is quick.
+func parseIntegrityCheck(s string) (IntegrityCheck, error) {
+	switch c := IntegrityCheck(s); c {
+	case "":
+		return IntegrityQuick, nil
+	case IntegrityNone, IntegrityQuick, IntegrityFull:
+		return c, nil
+	}
+	return "", fmt.Errorf("integrity check %q is not one of none, quick, full", s)
+}
+
+// ParseIntegrityCheck returns the check named s: none, quick or full.
+func ParseIntegrityCheck(s string) (IntegrityCheck, error) {
+	if s == "" {
+		return "", errors.New(`integrity check "" is not one of none, quick, full`)
+	}
+	return parseIntegrityCheck(s)
+}
+
+// checkRows bounds the problems SQLite reports; the error shows the first
+// few of them.
+const (
+	checkRows  = 1000
+	checkShown = 3
+)
+
+// integrityCheck opens the restored file with SQLite and runs the check.
+// It reads the file through a memory map (as far as SQLite's build
+// allows), faster than a read call per page (docs/performance.md,
+// "Restore"). A failure is one line: the count of problems, then the
+// first few.
+func integrityCheck(ctx context.Context, path string, check IntegrityCheck) error {
+	check, _ = parseIntegrityCheck(string(check))
+	if check == IntegrityNone {
+		return nil
+	}
+	pragma := "quick_check"
+	if check == IntegrityFull {
+		pragma = "integrity_check"
+	}
 	db, err := sql.Open("sqlite", sqliteDSN(path)+"&_pragma=mmap_size(1099511627776)")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	var res string
-	if err := db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
-		return err
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("PRAGMA %s(%d)", pragma, checkRows))
+	if err != nil {
+		return fmt.Errorf("%s: %w", pragma, err)
 	}
-	if res != "ok" {
-		return errors.New(res)
+	defer rows.Close()
+	var found []string
+	for rows.Next() {
+		var res string
+		if err := rows.Scan(&res); err != nil {
+			return fmt.Errorf("%s: %w", pragma, err)
+		}
+		found = append(found, res)
 	}
-	return nil
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", pragma, err)
+	}
+	if len(found) == 1 && found[0] == "ok" {
+		return nil
+	}
+	return errors.New(summarizeCheck(pragma, found))
+}
+
+// quickCheck runs the default check, PRAGMA quick_check.
+func quickCheck(ctx context.Context, path string) error {
+	return integrityCheck(ctx, path, IntegrityQuick)
+}
+
+// summarizeCheck says what a failed check found in one line.
+func summarizeCheck(pragma string, found []string) string {
+	count := fmt.Sprintf("%d problems", len(found))
+	switch {
+	case len(found) == 1:
+		count = "1 problem"
+	case len(found) >= checkRows:
+		count = fmt.Sprintf("%d problems or more", len(found))
+	}
+	shown := found[:min(len(found), checkShown)]
+	for i, s := range shown {
+		s = strings.Join(strings.Fields(s), " ")
+		if len(s) > 120 {
+			s = s[:117] + "..."
+		}
+		shown[i] = s
+	}
+	more := ""
+	if len(found) > len(shown) {
+		more = "; ..."
+	}
+	return fmt.Sprintf("PRAGMA %s found %s: %s%s", pragma, count, strings.Join(shown, "; "), more)
 }
 
 // downloader fetches and decodes the plan's objects.
@@ -200,13 +356,14 @@ func (d *downloader) report(n int64) {
 }
 
 // all downloads the snapshot into dbPath while the segments download into
-// dir and, once they are all there, onSegments reads them (it indexes
-// their pages, which needs no snapshot). The snapshot is one LZ4 stream,
-// decoded on one core; one after the other, the segments waited for it. In
-// three interleaved pairs of bench restores (1 GB snapshot, 520 MB of
-// segments), the download phase went from 0.85 to 1.09 s to 0.73 to 0.78 s
-// from a file replica, and from 1.22 to 1.36 s to 1.00 to 1.25 s from S3.
-func (d *downloader) all(ctx context.Context, dbPath, dir string, onSegments func(files []string) error) error {
+// their groups' files and, once they are all there, onSegments reads them
+// (it indexes their pages, which needs no snapshot). The snapshot is one
+// LZ4 stream, decoded on one core; one after the other, the segments
+// waited for it. In three interleaved pairs of bench restores (1 GB
+// snapshot, 520 MB of segments), the download phase went from 0.85 to
+// 1.09 s to 0.73 to 0.78 s from a file replica, and from 1.22 to 1.36 s to
+// 1.00 to 1.25 s from S3.
+func (d *downloader) all(ctx context.Context, dbPath string, groups []*walGroup, onSegments func() error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	snapErr := make(chan error, 1)
@@ -217,9 +374,9 @@ func (d *downloader) all(ctx context.Context, dbPath, dir string, onSegments fun
 		}
 		snapErr <- err
 	}()
-	files, err := d.segments(ctx, dir)
+	err := d.segments(ctx, groups)
 	if err == nil {
-		err = onSegments(files)
+		err = onSegments()
 	}
 	if err != nil {
 		cancel()
@@ -233,104 +390,206 @@ func (d *downloader) all(ctx context.Context, dbPath, dir string, onSegments fun
 	return err
 }
 
-// snapshot downloads and decodes the snapshot into path.
+// snapshot downloads and decodes the snapshot into path. A snapshot that
+// decodes to nothing is refused: it is no database.
 func (d *downloader) snapshot(ctx context.Context, path string) error {
 	s := d.plan.Snapshot
-	name := d.plan.Generation + "/snapshots/" + SnapshotName(s.Index)
+	name := d.plan.Generation + "/snapshots/" + d.plan.snapshotName()
 	return withRetry(ctx, name, func() error {
-		rc, err := d.plan.Replica.Client.OpenSnapshot(ctx, s.Generation, s.Index)
+		rc, err := d.plan.openSnapshot(ctx)
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
-		return d.decodeTo(rc, name, path, s.Size)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return localError{fmt.Errorf("create %s: %w", path, err)}
+		}
+		defer f.Close()
+		n, err := d.decodeBounded(rc, name, f, 0, -1)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errNoRetry{errors.New("empty (0 bytes once decoded): not a database")}
+		}
+		if err := f.Close(); err != nil {
+			return localError{fmt.Errorf("write %s: %w", path, err)}
+		}
+		d.report(s.Size)
+		return nil
 	})
 }
 
-// segments downloads every segment, decoded, into dir, parallel; it
-// returns the file of each segment in plan order.
-func (d *downloader) segments(ctx context.Context, dir string) ([]string, error) {
-	segs := d.plan.Segments
-	files := make([]string, len(segs))
+// segments downloads every segment, decoded, into its group's file at
+// its offset, in parallel, and sets each group's size. A segment followed
+// by another of its index must decode to exactly the bytes between their
+// offsets; it is stopped as soon as it decodes to more.
+func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
+	type job struct {
+		g *walGroup
+		i int // in g.segs
+	}
+	var jobs []job
+	for _, g := range groups {
+		for i := range g.segs {
+			jobs = append(jobs, job{g, i})
+		}
+	}
+	lastLen := make([]int64, len(groups)) // decoded length of each group's last segment
+	gidx := make(map[*walGroup]int, len(groups))
+	for i, g := range groups {
+		gidx[g] = i
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan int)
-	errc := make(chan error, len(segs))
+	feed := make(chan job)
+	errc := make(chan error, len(jobs))
 	var wg sync.WaitGroup
-	for w := 0; w < min(d.parallel, max(len(segs), 1)); w++ {
+	for w := 0; w < min(d.parallel, max(len(jobs), 1)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range jobs {
-				s := segs[i]
-				files[i] = filepath.Join(dir, SegmentName(s.Index, s.Offset))
-				name := d.plan.Generation + "/wal/" + SegmentName(s.Index, s.Offset)
+			for j := range feed {
+				s := j.g.segs[j.i]
+				bound := int64(-1)
+				if j.i+1 < len(j.g.segs) {
+					bound = j.g.segs[j.i+1].Offset - s.Offset
+				}
+				name := d.plan.Generation + "/wal/" + d.plan.segmentName(s)
+				var n int64
 				err := withRetry(ctx, name, func() error {
-					rc, err := d.plan.Replica.Client.OpenSegment(ctx, s.Pos())
+					rc, err := d.plan.openSegment(ctx, s)
 					if err != nil {
 						return err
 					}
 					defer rc.Close()
-					return d.decodeTo(rc, name, files[i], s.Size)
+					f, err := os.OpenFile(j.g.path, os.O_WRONLY|os.O_CREATE, 0o600)
+					if err != nil {
+						return localError{fmt.Errorf("create %s: %w", j.g.path, err)}
+					}
+					defer f.Close()
+					if n, err = d.decodeBounded(rc, name, f, s.Offset, bound); err != nil {
+						return err
+					}
+					if bound >= 0 && n < bound {
+						next := j.g.segs[j.i+1]
+						return errNoRetry{fmt.Errorf("decodes to %d bytes, but the next segment, %s, starts %d bytes after it: a segment is missing or damaged",
+							n, SegmentName(next.Index, next.Offset), bound)}
+					}
+					if err := f.Close(); err != nil {
+						return localError{fmt.Errorf("write %s: %w", j.g.path, err)}
+					}
+					return nil
 				})
 				if err != nil {
 					errc <- err
 					cancel()
+					continue
 				}
+				if j.i == len(j.g.segs)-1 {
+					lastLen[gidx[j.g]] = n // one writer per group
+				}
+				d.report(s.Size)
 			}
 		}()
 	}
-feed:
-	for i := range segs {
+send:
+	for _, j := range jobs {
 		select {
-		case jobs <- i:
+		case feed <- j:
 		case <-ctx.Done():
-			break feed
+			break send
 		}
 	}
-	close(jobs)
+	close(feed)
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return nil, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	return files, nil
+	for i, g := range groups {
+		g.size = g.segs[len(g.segs)-1].Offset + lastLen[i]
+	}
+	return nil
 }
 
-// decodeTo decodes the stored bytes of the replica's file name from r
-// into a new file at path.
-func (d *downloader) decodeTo(r io.Reader, name, path string, size int64) error {
+// decodeBounded decodes the stored bytes of the replica's file name from r
+// into w at offset off and returns the decoded length. With limit >= 0 it
+// stops, without retry, as soon as the file decodes to more than limit
+// bytes; a declared content size (an LZ4 frame may carry one) bounds it
+// the same way, and one that differs from limit fails at once.
+func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off, limit int64) (int64, error) {
 	dec, err := d.plan.Replica.Codec.NewDecoder(r)
 	if err != nil {
 		if ke := keysError(d.plan.Replica.Name, name, err); ke != nil {
-			return ke
+			return 0, ke
 		}
-		return errCorrupt{err}
+		return 0, errCorrupt{err}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+	buf := make([]byte, 256<<10)
+	var n int64
+	declared := false
+	for {
+		m, rerr := dec.Read(buf)
+		if m > 0 && !declared {
+			declared = true
+			if size := declaredSize(dec); size > 0 {
+				if limit >= 0 && size != limit {
+					return n, errNoRetry{fmt.Errorf("declares %d bytes of content, but the next segment starts %d bytes after it: the replica is damaged", size, limit)}
+				}
+				limit = size
+			}
+		}
+		if limit >= 0 && n+int64(m) > limit {
+			return n, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: the replica is damaged; stopped there", limit)}
+		}
+		if m > 0 {
+			if _, err := w.WriteAt(buf[:m], off+n); err != nil {
+				return n, localError{fmt.Errorf("write decoded %s: %w", name, err)}
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		} else if rerr != nil {
+			if errors.Is(rerr, lz4.ErrInvalidContentSize) {
+				return n, errNoRetry{errCorrupt{rerr}}
+			}
+			return n, errCorrupt{rerr}
+		}
 	}
-	defer f.Close()
-	if _, err := io.Copy(f, dec); err != nil {
-		return errCorrupt{err}
+}
+
+// declaredSize returns the content size the decoder's LZ4 frame declares,
+// or 0 when it declares none. It is known once the first bytes are read.
+func declaredSize(dec io.Reader) int64 {
+	if d, ok := dec.(*decoder); ok {
+		return int64(d.zr.Size())
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d.report(size)
-	return nil
+	return 0
 }
 
 // errCorrupt marks content that does not decode; it is retried only once,
 // since a cut transfer looks the same as a damaged file.
 type errCorrupt struct{ err error }
 
-func (e errCorrupt) Error() string { return "damaged or unreadable: " + e.err.Error() }
+// Error says so once: the LZ4 decoder's messages begin with "lz4:" and
+// ours wrap them in another.
+func (e errCorrupt) Error() string {
+	return "damaged or unreadable: " + strings.Replace(e.err.Error(), "lz4: lz4: ", "lz4: ", 1)
+}
 func (e errCorrupt) Unwrap() error { return e.err }
+
+// errNoRetry marks a failure that the same bytes would give again: a
+// decoded length that contradicts the listing, an empty snapshot.
+type errNoRetry struct{ err error }
+
+func (e errNoRetry) Error() string { return e.err.Error() }
+func (e errNoRetry) Unwrap() error { return e.err }
 
 // errKeys is a mismatch between a replica's age keys and its stored
 // bytes. It holds for every file of the replica, so it is never retried.
@@ -386,6 +645,11 @@ func withRetry(ctx context.Context, name string, fn func() error) error {
 		var ke errKeys
 		if errors.As(err, &ke) {
 			return err // names the file itself
+		}
+		var nr errNoRetry
+		var le localError
+		if errors.As(err, &nr) || errors.As(err, &le) {
+			break
 		}
 		var ce errCorrupt
 		if errors.As(err, &ce) {

@@ -2,191 +2,239 @@ package litestream
 
 import (
 	"bufio"
-	"encoding/binary"
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
+
+	"github.com/litestream-go/litestream/internal/walformat"
 )
 
+// What applying a plan keeps (restore_scale_test.go, restore_hostile_test.go):
+//  1. Descriptors are bounded whatever the segment count: each shadow WAL
+//     index is decoded into one file (its segments at their offsets, so the
+//     file is that index's shadow WAL), a segment's download opens it only
+//     while writing, and apply holds at most maxOpenGroups of them open.
+//  2. The output is bounded by what the replica holds: no page number above
+//     SQLite's limit, and no final commit size above the snapshot's pages
+//     plus the frames applied (plus the lock-byte page, never written).
+//  3. Temporary disk is bounded by the plan: a segment decodes to at most
+//     the length its successor's offset implies, or its declared content
+//     size (see decodeBounded).
+
+// maxPageNumber is SQLite's largest page number (SQLITE_MAX_PAGE_COUNT,
+// 4294967294 since 3.45).
+const maxPageNumber = 0xFFFFFFFE
+
+// maxOpenGroups bounds the decoded index files apply holds open at once;
+// pages are written in ascending order and come from any index.
+const maxOpenGroups = 64
+
 // pageLoc is where a page's latest committed version lies: in the decoded
-// segments of one index (group), at a byte offset of their concatenation.
+// file of one index (group), at a byte offset.
 type pageLoc struct {
 	group int32
 	off   int64
 }
 
-// walGroup is the decoded segments of one shadow WAL index, read as one
-// stream.
+// walGroup is one shadow WAL index of the plan: its segments, decoded into
+// one file at their offsets.
 type walGroup struct {
 	index int
-	segs  []SegmentInfo
-	files []*os.File
-	ends  []int64 // cumulative end offset of each file
-}
-
-// ReadAt reads across the group's files.
-func (g *walGroup) ReadAt(p []byte, off int64) (int, error) {
-	n := 0
-	for i, f := range g.files {
-		pos := off + int64(n)
-		if n == len(p) {
-			break
-		}
-		if pos >= g.ends[i] {
-			continue
-		}
-		start := int64(0)
-		if i > 0 {
-			start = g.ends[i-1]
-		}
-		want := min(int64(len(p)-n), g.ends[i]-pos)
-		m, err := f.ReadAt(p[n:n+int(want)], pos-start)
-		n += m
-		if err != nil && (err != io.EOF || int64(m) != want) {
-			return n, err
-		}
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	path  string
+	segs  []SegmentInfo // in offset order
+	first int           // position of segs[0] in the plan's segments
+	size  int64         // decoded bytes: the end of the last segment
 }
 
 // segmentAt names the segment holding byte off of the group.
 func (g *walGroup) segmentAt(off int64) string {
-	for i, e := range g.ends {
-		if off < e {
-			return SegmentName(g.segs[i].Index, g.segs[i].Offset)
+	i, _ := slices.BinarySearchFunc(g.segs, off, func(s SegmentInfo, off int64) int {
+		if s.Offset <= off {
+			return -1
 		}
-	}
-	s := g.segs[len(g.segs)-1]
+		return 1
+	})
+	s := g.segs[max(i-1, 0)]
 	return SegmentName(s.Index, s.Offset)
 }
 
+// planGroups splits the plan's segments by index; each group's file is
+// named for its index in dir.
+func planGroups(plan *RestorePlan, dir string) []*walGroup {
+	var gs []*walGroup
+	for i, s := range plan.Segments {
+		if i == 0 || s.Index != plan.Segments[i-1].Index {
+			gs = append(gs, &walGroup{index: s.Index, first: i, path: filepath.Join(dir, FormatIndex(s.Index)+".wal")})
+		}
+		g := gs[len(gs)-1]
+		g.segs = append(g.segs, s)
+	}
+	return gs
+}
+
 // segmentIndex is where each page's last committed version lies in the
-// plan's decoded segments.
+// plan's decoded index files.
 type segmentIndex struct {
 	groups    []*walGroup
 	pageSizes []int // of each group's WAL
 	pages     map[uint32]pageLoc
 	dbSize    uint32 // pages after the last commit indexed
+	frames    int64  // committed frames indexed
 }
 
-// close closes the decoded segment files; it may be called again.
-func (x *segmentIndex) close() {
-	for _, g := range x.groups {
-		for _, f := range g.files {
-			f.Close()
-		}
-		g.files = nil
-	}
-}
-
-// indexSegments reads the plan's decoded segments, validating every frame
-// (salts, cumulative checksum, offsets without gaps), and keeps for each
-// page the location of its last version committed by a commit frame. It
-// needs no snapshot, so it runs while the snapshot is still downloading.
-func indexSegments(plan *RestorePlan, files []string, until *Pos, logger *slog.Logger) (*segmentIndex, error) {
-	x := &segmentIndex{pages: make(map[uint32]pageLoc)}
-	ok := false
-	defer func() {
-		if !ok {
-			x.close()
-		}
-	}()
-	for i, s := range plan.Segments {
-		if i == 0 || s.Index != plan.Segments[i-1].Index {
-			x.groups = append(x.groups, &walGroup{index: s.Index})
-		}
-		g := x.groups[len(x.groups)-1]
-		f, err := os.Open(files[i])
-		if err != nil {
-			return nil, fmt.Errorf("open downloaded segment: %w", err)
-		}
-		g.segs, g.files = append(g.segs, s), append(g.files, f)
-		fi, err := f.Stat()
-		if err != nil {
+// indexSegments reads each index's decoded file, validating every frame
+// (salts, cumulative checksum, page numbers), and keeps for each page the
+// location of its last version committed by a commit frame. It needs no
+// snapshot, so it runs while the snapshot is still downloading. It holds
+// one file open at a time.
+func indexSegments(plan *RestorePlan, groups []*walGroup, until *Pos, logger *slog.Logger) (*segmentIndex, error) {
+	x := &segmentIndex{groups: groups, pages: make(map[uint32]pageLoc)}
+	for gi, g := range groups {
+		if err := x.indexGroup(plan, gi, g, until, logger); err != nil {
 			return nil, err
 		}
-		var prev int64
-		if n := len(g.ends); n > 0 {
-			prev = g.ends[n-1]
-		}
-		if s.Offset != prev {
-			return nil, fmt.Errorf("generation %s: WAL segment %s starts at offset %s but index %s has %s bytes before it: a segment is missing or damaged",
-				plan.Generation, SegmentName(s.Index, s.Offset), FormatOffset(s.Offset), FormatIndex(s.Index), FormatOffset(prev))
-		}
-		g.ends = append(g.ends, prev+fi.Size())
 	}
-
-	for gi, g := range x.groups {
-		total := g.ends[len(g.ends)-1]
-		if until != nil && g.index == until.Index {
-			if total < until.Offset {
-				return nil, fmt.Errorf("replica does not hold position %s yet", until)
-			}
-			total = until.Offset
-		}
-		buf := make([]byte, WALHeaderSize)
-		if _, err := g.ReadAt(buf, 0); err != nil {
-			return nil, fmt.Errorf("WAL segment %s: no WAL header: %w", g.segmentAt(0), err)
-		}
-		hdr, err := ParseWALHeader(buf)
-		if err != nil {
-			return nil, fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err)
-		}
-		x.pageSizes = append(x.pageSizes, int(hdr.PageSize))
-		rd := NewWALReader(bufio.NewReaderSize(io.NewSectionReader(g, WALHeaderSize, total-WALHeaderSize), 1<<20), hdr, hdr.Checksum1, hdr.Checksum2)
-		type pending struct {
-			pgno uint32
-			off  int64
-		}
-		var txn []pending
-		off := int64(WALHeaderSize)
-		for {
-			fh, _, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err)
-			}
-			txn = append(txn, pending{fh.Pgno, off + WALFrameHeaderSize})
-			off += hdr.FrameSize()
-			if fh.IsCommit() {
-				for _, p := range txn {
-					x.pages[p.pgno] = pageLoc{group: int32(gi), off: p.off}
-				}
-				txn, x.dbSize = txn[:0], fh.Commit
-			}
-		}
-		if len(txn) > 0 {
-			logger.Warn("ignoring frames after the last commit of an index", "index", FormatIndex(g.index), "frames", len(txn))
-		}
-	}
-	ok = true
 	return x, nil
+}
+
+func (x *segmentIndex) indexGroup(plan *RestorePlan, gi int, g *walGroup, until *Pos, logger *slog.Logger) error {
+	total := g.size
+	if until != nil && g.index == until.Index {
+		if total < until.Offset {
+			return fmt.Errorf("replica does not hold position %s yet", until)
+		}
+		total = until.Offset
+	}
+	f, err := os.Open(g.path)
+	if err != nil {
+		return localError{fmt.Errorf("open decoded WAL: %w", err)}
+	}
+	defer f.Close()
+	buf := make([]byte, walformat.HeaderSize)
+	if total < walformat.HeaderSize {
+		return fmt.Errorf("WAL segment %s: %d bytes, shorter than a WAL header", g.segmentAt(0), total)
+	}
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return localError{fmt.Errorf("read decoded WAL: %w", err)}
+	}
+	hdr, err := walformat.ParseHeader(buf)
+	if err != nil {
+		return fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err)
+	}
+	x.pageSizes = append(x.pageSizes, int(hdr.PageSize))
+	rd := walformat.NewReader(bufio.NewReaderSize(io.NewSectionReader(f, walformat.HeaderSize, total-walformat.HeaderSize), 1<<20), hdr, hdr.Checksum1, hdr.Checksum2)
+	type pending struct {
+		pgno uint32
+		off  int64
+	}
+	var txn []pending
+	off := int64(walformat.HeaderSize)
+	for {
+		fh, _, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err)
+		}
+		if fh.Pgno > maxPageNumber {
+			return fmt.Errorf("WAL segment %s: frame at offset %s: page number %d is above SQLite's limit (%d)",
+				g.segmentAt(off), FormatOffset(off), fh.Pgno, uint32(maxPageNumber))
+		}
+		txn = append(txn, pending{fh.Pgno, off + walformat.FrameHeaderSize})
+		off += hdr.FrameSize()
+		if fh.IsCommit() {
+			for _, p := range txn {
+				x.pages[p.pgno] = pageLoc{group: int32(gi), off: p.off}
+			}
+			x.frames += int64(len(txn))
+			txn, x.dbSize = txn[:0], fh.Commit
+		}
+	}
+	if len(txn) > 0 {
+		logger.Warn("ignoring frames after the last commit of an index", "index", FormatIndex(g.index), "frames", len(txn))
+	}
+	return nil
 }
 
 // apply writes each indexed page's last version once onto the snapshot at
 // dbPath and sets the file size from the last commit. It returns the pages
 // written.
 func (x *segmentIndex) apply(dbPath string, plan *RestorePlan) (int, error) {
+	snap := SnapshotName(plan.Snapshot.Index)
+	dbPageSize, err := snapshotPageSize(dbPath)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %w", snap, err)
+	}
+	fi, err := os.Stat(dbPath)
+	if err != nil {
+		return 0, localError{err}
+	}
 	if len(x.groups) == 0 {
 		return 0, nil
-	}
-	dbPageSize, err := readDBPageSize(dbPath)
-	if err != nil {
-		return 0, fmt.Errorf("snapshot %s: %w", SnapshotName(plan.Snapshot.Index), err)
 	}
 	for gi, n := range x.pageSizes {
 		if n != dbPageSize {
 			return 0, fmt.Errorf("WAL segment %s: page size %d differs from the snapshot's %d", x.groups[gi].segmentAt(0), n, dbPageSize)
 		}
 	}
+	// Every page of the result is in the snapshot or in a frame; SQLite
+	// never writes the lock-byte page, the one exception. (Only the last
+	// commit counts: an earlier one may be larger than the snapshot, which
+	// a checkpoint after a VACUUM truncated.)
+	snapPages := (fi.Size() + int64(dbPageSize) - 1) / int64(dbPageSize)
+	if limit := snapPages + x.frames + 1; int64(x.dbSize) > limit {
+		return 0, fmt.Errorf("generation %s: the last commit sets the database size to %d pages, more than the snapshot's %d pages and the %d frames applied can make: the replica is damaged",
+			plan.Generation, x.dbSize, snapPages, x.frames)
+	}
 	return writePages(dbPath, dbPageSize, x.pages, x.dbSize, x.groups)
+}
+
+// groupFiles opens the groups' decoded files on demand and keeps the most
+// recently used maxOpenGroups of them open.
+type groupFiles struct {
+	groups []*walGroup
+	open   map[int32]*list.Element // of *openGroup
+	lru    list.List
+}
+
+type openGroup struct {
+	gi int32
+	f  *os.File
+}
+
+func (c *groupFiles) readAt(gi int32, p []byte, off int64) error {
+	e, ok := c.open[gi]
+	if ok {
+		c.lru.MoveToFront(e)
+	} else {
+		if c.lru.Len() >= maxOpenGroups {
+			old := c.lru.Remove(c.lru.Back()).(*openGroup)
+			old.f.Close()
+			delete(c.open, old.gi)
+		}
+		f, err := os.Open(c.groups[gi].path)
+		if err != nil {
+			return err
+		}
+		e = c.lru.PushFront(&openGroup{gi, f})
+		c.open[gi] = e
+	}
+	_, err := e.Value.(*openGroup).f.ReadAt(p, off)
+	return err
+}
+
+func (c *groupFiles) close() {
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		e.Value.(*openGroup).f.Close()
+	}
+	c.lru.Init()
+	clear(c.open)
 }
 
 // writePages writes each page's last version once, ascending, and sets the
@@ -194,9 +242,11 @@ func (x *segmentIndex) apply(dbPath string, plan *RestorePlan) (int, error) {
 func writePages(dbPath string, pageSize int, pages map[uint32]pageLoc, dbSize uint32, groups []*walGroup) (int, error) {
 	f, err := os.OpenFile(dbPath, os.O_RDWR, 0)
 	if err != nil {
-		return 0, err
+		return 0, localError{err}
 	}
 	defer f.Close()
+	files := &groupFiles{groups: groups, open: map[int32]*list.Element{}}
+	defer files.close()
 	pgnos := make([]uint32, 0, len(pages))
 	for p := range pages {
 		if dbSize == 0 || p <= dbSize {
@@ -209,50 +259,49 @@ func writePages(dbPath string, pageSize int, pages map[uint32]pageLoc, dbSize ui
 	next := int64(-1)
 	for _, p := range pgnos {
 		loc := pages[p]
-		if _, err := groups[loc.group].ReadAt(buf, loc.off); err != nil {
-			return 0, fmt.Errorf("read page %d: %w", p, err)
+		if err := files.readAt(loc.group, buf, loc.off); err != nil {
+			return 0, localError{fmt.Errorf("read page %d: %w", p, err)}
 		}
 		dst := int64(p-1) * int64(pageSize)
 		if dst != next { // not contiguous: flush and seek
 			if err := w.Flush(); err != nil {
-				return 0, err
+				return 0, localError{err}
 			}
 			w.Reset(&offsetWriter{f: f, off: dst})
 		}
 		if _, err := w.Write(buf); err != nil {
-			return 0, fmt.Errorf("write page %d: %w", p, err)
+			return 0, localError{fmt.Errorf("write page %d: %w", p, err)}
 		}
 		next = dst + int64(pageSize)
 	}
 	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("write pages: %w", err)
+		return 0, localError{fmt.Errorf("write pages: %w", err)}
 	}
 	if dbSize > 0 {
 		if err := f.Truncate(int64(dbSize) * int64(pageSize)); err != nil {
-			return 0, fmt.Errorf("set database size: %w", err)
+			return 0, localError{fmt.Errorf("set database size: %w", err)}
 		}
 	}
 	// Restore fsyncs the file, alongside SQLite's check.
-	return len(pgnos), f.Close()
+	if err := f.Close(); err != nil {
+		return 0, localError{err}
+	}
+	return len(pgnos), nil
 }
 
-// readDBPageSize reads the page size from a database file's header.
-func readDBPageSize(path string) (int, error) {
-	f, err := os.Open(path)
+// snapshotPageSize reads the page size from the header of the decoded
+// snapshot at path, and refuses one SQLite cannot have.
+func snapshotPageSize(path string) (int, error) {
+	n, err := walformat.ReadDBPageSize(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return 0, localError{err}
+		}
 		return 0, err
 	}
-	defer f.Close()
-	hdr := make([]byte, 100)
-	if _, err := io.ReadFull(f, hdr); err != nil {
-		return 0, errors.New("not a SQLite database (shorter than its header)")
-	}
-	if string(hdr[:16]) != "SQLite format 3\x00" {
-		return 0, errors.New("not a SQLite database (bad header)")
-	}
-	n := int(binary.BigEndian.Uint16(hdr[16:]))
-	if n == 1 {
-		n = 65536
+	if n < 512 || n > 65536 || n&(n-1) != 0 {
+		return 0, fmt.Errorf("invalid page size %d in the database header (SQLite's are powers of two from 512 to 65536)", n)
 	}
 	return n, nil
 }

@@ -29,6 +29,14 @@ type RestoreOptions struct {
 	// Progress, if set, is called with the stored bytes downloaded so far
 	// and the total planned.
 	Progress func(done, total int64)
+	// IntegrityCheck is the SQLite check of the result: "" or
+	// IntegrityQuick, IntegrityFull, IntegrityNone.
+	IntegrityCheck IntegrityCheck
+	// OnFallback, if set, is called when the restore from failed could not
+	// finish (err names the file and the replica) and next is tried
+	// instead; how says whether next reaches the same point or an earlier
+	// one.
+	OnFallback func(failed, next *RestorePlan, how string, err error)
 
 	// until, when set, restores exactly to this position of its generation
 	// (a commit boundary), for validation.
@@ -46,6 +54,29 @@ type RestorePlan struct {
 	// Choice says in one line why Replica was chosen over the other
 	// replicas considered; "" when there was no other.
 	Choice string
+	// Fallbacks are the plans of the same generation on the other
+	// replicas, in the order Restore tries them when this one fails: those
+	// that reach as far first (cheapest first), then the nearest earlier.
+	// Empty when one replica was pinned.
+	Fallbacks []*RestorePlan
+
+	reach  reach       // where the restored database ends
+	listed listedNames // names listed unlike the canonical ones (directory replicas)
+}
+
+// Reach says where the restored database ends in its generation:
+// "00000003:00004080" (an offset of an index), "00000003:end" (all of an
+// index, a later one exists), or "at least 00000003:00001000" when the
+// listing does not tell the end of the last segment.
+func (p *RestorePlan) Reach() string { return p.reach.String() }
+
+// Time is when the last file the plan applies was written to the replica:
+// the time of the restored state.
+func (p *RestorePlan) Time() time.Time {
+	if n := len(p.Segments); n > 0 {
+		return p.Segments[n-1].CreatedAt
+	}
+	return p.Snapshot.CreatedAt
 }
 
 // Size returns the stored bytes the plan downloads.
@@ -79,6 +110,8 @@ type candidate struct {
 	segs      []SegmentInfo
 	start     time.Time // oldest snapshot
 	updatedAt time.Time // newest object
+	listed    listedNames
+	err       error // its files cannot be trusted (auditGeneration): never restored
 }
 
 // PlanRestore picks the replica, generation, snapshot and segments to
@@ -92,14 +125,24 @@ type candidate struct {
 // stored bytes, then the first listed. The plan's Choice says why. A
 // listing gives where a segment starts, not where it ends, so to compare
 // ends it may read the last segment of each replica that could win.
+//
+// A replica that cannot be listed is left out, with a warning, when
+// another can; the others of the generation become the plan's Fallbacks.
 func PlanRestore(ctx context.Context, replicas []*Replica, opt RestoreOptions) (*RestorePlan, error) {
 	rs, err := filterReplicas(replicas, opt.ReplicaName)
 	if err != nil {
 		return nil, err
 	}
-	cands, err := loadCandidates(ctx, rs, opt)
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cands, unlisted, err := loadCandidates(ctx, rs, opt)
 	if err != nil {
 		return nil, err
+	}
+	for r, err := range unlisted {
+		logger.Warn("cannot list this replica; restoring from the others", "replica", r.Name, "error", err)
 	}
 	newest := cands[0]
 	for _, c := range cands[1:] {
@@ -108,7 +151,12 @@ func PlanRestore(ctx context.Context, replicas []*Replica, opt RestoreOptions) (
 		}
 	}
 	if len(rs) == 1 {
-		return planGeneration(newest, opt)
+		plan, err := planGeneration(newest, opt)
+		if err != nil {
+			return nil, err
+		}
+		plan.reach, _ = planReach(newest, plan)
+		return plan, nil
 	}
 	var same []candidate // in the order of rs
 	for _, c := range cands {
@@ -116,31 +164,32 @@ func PlanRestore(ctx context.Context, replicas []*Replica, opt RestoreOptions) (
 			same = append(same, c)
 		}
 	}
-	return chooseReplica(ctx, rs, same, newest, opt)
+	return chooseReplica(ctx, rs, same, newest, unlisted, opt)
 }
 
-// loadCandidates lists every generation of rs that can serve opt; none is
-// an error wrapping ErrNoBackup that says why.
-func loadCandidates(ctx context.Context, rs []*Replica, opt RestoreOptions) ([]candidate, error) {
+// loadCandidates lists every generation of rs that can serve opt, and
+// the replicas that could not be listed, with why. None listed is an
+// error naming each; none that can serve is an error wrapping ErrNoBackup
+// that says why.
+func loadCandidates(ctx context.Context, rs []*Replica, opt RestoreOptions) ([]candidate, map[*Replica]error, error) {
 	if opt.Generation != "" && !IsGeneration(opt.Generation) {
-		return nil, fmt.Errorf("generation %q is not a generation name (16 hex characters)", opt.Generation)
+		return nil, nil, fmt.Errorf("generation %q is not a generation name (16 hex characters)", opt.Generation)
 	}
 	var cands []candidate
 	var earliest time.Time
+	unlisted := map[*Replica]error{}
+	var failures []string
 	for _, r := range rs {
-		gens := []string{opt.Generation}
-		if opt.Generation == "" {
-			var err error
-			if gens, err = r.Client.Generations(ctx); err != nil {
-				// The client's error names the listing.
-				return nil, fmt.Errorf("replica %s: %w", r.Name, err)
+		rc, err := loadReplica(ctx, r, opt.Generation)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
 			}
+			unlisted[r] = err
+			failures = append(failures, err.Error())
+			continue
 		}
-		for _, gen := range gens {
-			c, err := loadCandidate(ctx, r, gen)
-			if err != nil {
-				return nil, err
-			}
+		for _, c := range rc {
 			if len(c.snaps) == 0 {
 				continue
 			}
@@ -157,18 +206,65 @@ func loadCandidates(ctx context.Context, rs []*Replica, opt RestoreOptions) ([]c
 		}
 	}
 	if len(cands) > 0 {
-		return cands, nil
+		return cands, unlisted, nil
 	}
+	// Nothing to restore, and a replica that might hold it did not answer:
+	// that is not "no backup".
+	switch len(failures) {
+	case 0:
+	case 1:
+		return nil, nil, errors.New(failures[0])
+	default:
+		return nil, nil, fmt.Errorf("no replica could be listed: %s", strings.Join(failures, "; "))
+	}
+	var err error
 	switch {
 	case earliest.IsZero() && opt.Generation != "":
-		return nil, fmt.Errorf("%w: generation %s has no snapshot in %s", ErrNoBackup, opt.Generation, replicaNames(rs))
+		err = fmt.Errorf("%w: generation %s has no snapshot in %s", ErrNoBackup, opt.Generation, replicaNames(rs))
 	case earliest.IsZero():
-		return nil, fmt.Errorf("%w: no generation with a snapshot in %s", ErrNoBackup, replicaNames(rs))
+		err = fmt.Errorf("%w: no generation with a snapshot in %s", ErrNoBackup, replicaNames(rs))
 	case !opt.Timestamp.IsZero():
-		return nil, fmt.Errorf("%w: %s is before the oldest backup (%s)", ErrNoBackup, opt.Timestamp.Format(time.RFC3339), earliest.UTC().Format(time.RFC3339))
+		err = fmt.Errorf("%w: %s is before the oldest backup (%s)", ErrNoBackup, opt.Timestamp.Format(time.RFC3339), earliest.UTC().Format(time.RFC3339))
 	default:
-		return nil, fmt.Errorf("%w: no snapshot at or before index %s", ErrNoBackup, FormatIndex(opt.Index))
+		err = fmt.Errorf("%w: no snapshot at or before index %s", ErrNoBackup, FormatIndex(opt.Index))
 	}
+	return nil, nil, err
+}
+
+// loadReplica lists the generations of r (only gen, if set) with their
+// files. A directory replica's generations directory is checked first
+// (auditGenerationsDir), and each generation (auditGeneration): a
+// generation that fails it is listed with its error, and only fails the
+// restore if it is chosen.
+func loadReplica(ctx context.Context, r *Replica, gen string) ([]candidate, error) {
+	root := localRoot(r)
+	if root != "" {
+		if err := auditGenerationsDir(root); err != nil {
+			return nil, fmt.Errorf("replica %s: %w", r.Name, err)
+		}
+	}
+	gens := []string{gen}
+	if gen == "" {
+		var err error
+		if gens, err = r.Client.Generations(ctx); err != nil {
+			return nil, fmt.Errorf("replica %s: %w", r.Name, err) // the client's error names the listing
+		}
+	}
+	var out []candidate
+	for _, g := range gens {
+		c, err := loadCandidate(ctx, r, g)
+		if err != nil {
+			return nil, err
+		}
+		if root != "" {
+			c.listed, c.err = auditGeneration(root, g)
+			if c.err != nil {
+				c.err = fmt.Errorf("replica %s: %w", r.Name, c.err)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // reach is where a plan's restored database ends in its generation: at
@@ -282,8 +378,10 @@ func (a replicaOption) better(b replicaOption) bool {
 
 // chooseReplica plans the generation of newest on every replica in same
 // (its candidates, in replica order) and returns the plan that reaches
-// furthest, the cheapest of those that reach as far, with its Choice.
-func chooseReplica(ctx context.Context, rs []*Replica, same []candidate, newest candidate, opt RestoreOptions) (*RestorePlan, error) {
+// furthest, the cheapest of those that reach as far, with its Choice and
+// the others as its Fallbacks, best first. unlisted are the replicas
+// that could not be listed.
+func chooseReplica(ctx context.Context, rs []*Replica, same []candidate, newest candidate, unlisted map[*Replica]error, opt RestoreOptions) (*RestorePlan, error) {
 	logger := opt.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -328,20 +426,38 @@ func chooseReplica(ctx context.Context, rs []*Replica, same []candidate, newest 
 		i := slices.IndexFunc(same, func(c candidate) bool { return c.replica == newest.replica })
 		return nil, opts[max(i, 0)].err
 	}
-	for _, o := range opts {
+	var rest []replicaOption
+	for i, o := range opts {
 		if o.err != nil {
-			logger.Warn("cannot restore from this replica; choosing among the others", "replica", o.plan.Replica.Name, "error", o.err)
+			logger.Warn("cannot restore from this replica; choosing among the others", "replica", same[i].replica.Name, "error", o.err)
+		} else if i != best {
+			rest = append(rest, o)
 		}
 	}
+	// Stable: of equals, the one listed first.
+	slices.SortStableFunc(rest, func(a, b replicaOption) int {
+		switch {
+		case a.better(b):
+			return -1
+		case b.better(a):
+			return 1
+		}
+		return 0
+	})
 	plan := opts[best].plan
-	plan.Choice = describeChoice(rs, same, opts, best)
+	plan.reach = opts[best].reach
+	for _, o := range rest {
+		o.plan.reach = o.reach
+		plan.Fallbacks = append(plan.Fallbacks, o.plan)
+	}
+	plan.Choice = describeChoice(rs, same, opts, best, unlisted)
 	return plan, nil
 }
 
 // describeChoice says why opts[best] was chosen over each other replica,
 // in one line: "local (file, 12 MB) over s3 (s3, 14 MB): same position,
 // local directory".
-func describeChoice(rs []*Replica, same []candidate, opts []replicaOption, best int) string {
+func describeChoice(rs []*Replica, same []candidate, opts []replicaOption, best int, unlisted map[*Replica]error) string {
 	w := opts[best]
 	label := func(p *RestorePlan) string {
 		return fmt.Sprintf("%s (%s, %s)", p.Replica.Name, p.Replica.Client.Type(), formatBytes(p.Size()))
@@ -352,6 +468,8 @@ func describeChoice(rs []*Replica, same []candidate, opts []replicaOption, best 
 		switch {
 		case i == best:
 			continue
+		case unlisted[r] != nil:
+			parts = append(parts, fmt.Sprintf("%s (%s): cannot list it: %v", r.Name, r.Client.Type(), unlisted[r]))
 		case i < 0:
 			parts = append(parts, fmt.Sprintf("%s (%s): nothing to restore in generation %s", r.Name, r.Client.Type(), w.plan.Generation))
 		case opts[i].err != nil:
@@ -423,6 +541,9 @@ func loadCandidate(ctx context.Context, r *Replica, gen string) (candidate, erro
 
 // planGeneration picks the snapshot and segments within one generation.
 func planGeneration(c candidate, opt RestoreOptions) (*RestorePlan, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	maxIndex := 0
 	for _, s := range c.snaps {
 		maxIndex = max(maxIndex, s.Index)
@@ -446,7 +567,11 @@ func planGeneration(c candidate, opt RestoreOptions) (*RestorePlan, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("%w: generation %s has no snapshot at or before the requested point", ErrNoBackup, c.gen)
 	}
-	plan := &RestorePlan{Replica: c.replica, Generation: c.gen, Snapshot: *snap, Target: snap.Pos()}
+	if snap.Size == 0 {
+		return nil, fmt.Errorf("replica %s: generation %s: snapshot %s is an empty object (0 bytes): not a database; the replica is damaged",
+			c.replica.Name, c.gen, SnapshotName(snap.Index))
+	}
+	plan := &RestorePlan{Replica: c.replica, Generation: c.gen, Snapshot: *snap, Target: snap.Pos(), listed: c.listed}
 	for _, s := range c.segs {
 		if s.Index < snap.Index || (opt.Index != NoIndex && s.Index > opt.Index) {
 			continue
