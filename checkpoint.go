@@ -189,7 +189,7 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 			return ckptResult{}, err
 		}
 		// The copy's fsync runs alongside the checkpoint
-		// (ShadowWAL.SyncPending); it ends before the lock is released.
+		// (shadowWAL.SyncPending); it ends before the lock is released.
 		synced := make(chan error, 1)
 		go func() { synced <- db.shadow.SyncPending() }()
 		defer func() {

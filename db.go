@@ -71,7 +71,7 @@ type DB struct {
 	failedSyncs    int   // syncs in a row that failed
 	lastSyncErr    error // of the last sync, nil when it succeeded
 	generation     string
-	shadow         *ShadowWAL
+	shadow         *shadowWAL
 	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
 	ckptPutOff     int       // policy checkpoints put off in a row (see checkpointLocked)
 	readFloor      Pos       // at or past our read transaction's snapshot: the end of the first copy after it began, or the WAL end a checkpoint saw
@@ -602,7 +602,7 @@ func readWALHeader(path string) (*os.File, walformat.Header, int64, error) {
 // that copies the whole current WAL. Replicas notice the new generation and
 // take a snapshot.
 func (db *DB) newGeneration(ctx context.Context, wal io.ReaderAt, hdr walformat.Header, end int64, sum [2]uint32, reason string) error {
-	gen := NewGeneration()
+	gen := newGenerationName()
 	s, err := createShadowWAL(db.shadowDir(gen), 0, hdr)
 	if err != nil {
 		return fmt.Errorf("start generation: %w", err)
@@ -665,9 +665,9 @@ func (db *DB) notifyChanged() {
 	db.changed = make(chan struct{})
 }
 
-// ShadowPos returns the current generation and the committed end of the
+// shadowPos returns the current generation and the committed end of the
 // shadow WAL, and a channel closed at the next change.
-func (db *DB) ShadowPos() (Pos, <-chan struct{}) {
+func (db *DB) shadowPos() (Pos, <-chan struct{}) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	return db.shadowEnd(), db.changed

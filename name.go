@@ -14,8 +14,8 @@ const (
 	SegmentExt  = ".wal.lz4"
 )
 
-// NewGeneration returns a random generation name: 16 lowercase hex characters.
-func NewGeneration() string {
+// newGenerationName returns a random generation name: 16 lowercase hex characters.
+func newGenerationName() string {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on supported platforms

@@ -58,9 +58,9 @@ func TestSnapshotName(t *testing.T) {
 }
 
 func TestGenerationAndIndex(t *testing.T) {
-	g := NewGeneration()
-	if !IsGeneration(g) || g == NewGeneration() {
-		t.Fatalf("NewGeneration = %q", g)
+	g := newGenerationName()
+	if !IsGeneration(g) || g == newGenerationName() {
+		t.Fatalf("newGenerationName = %q", g)
 	}
 	for _, s := range []string{"", "0123456789abcdeF", "0123456789abcde", "0123456789abcdef0", "xyz0123456789abc"} {
 		if IsGeneration(s) {

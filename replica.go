@@ -170,7 +170,7 @@ func (o *outage) succeeded(r *Replica, now time.Time) {
 // shadow's end, or, before the replica found its place in the current
 // generation, every shadow file the generation still has.
 func (r *Replica) backlog() (bytes, frames int64) {
-	end, _ := r.db.ShadowPos()
+	end, _ := r.db.shadowPos()
 	fs := r.frameSize()
 	if end.IsZero() || fs == 0 {
 		return 0, 0

@@ -115,7 +115,7 @@ func (r *Replica) Sync(ctx context.Context) (err error) {
 	// not a monitor interval and then a sync interval. A failure here is
 	// the monitor's to report; the replica ships what the shadow has.
 	_ = r.db.copyNow(ctx)
-	end, _ := r.db.ShadowPos()
+	end, _ := r.db.shadowPos()
 	if end.IsZero() {
 		return errDBNotReady
 	}
@@ -245,7 +245,7 @@ func (r *Replica) continuation(ctx context.Context, end Pos, last SegmentInfo) (
 // that the checked objects lack, and would break a restore of the new
 // snapshot. Older indexes are retention's, after the new snapshot exists.
 func (r *Replica) restartAt(ctx context.Context, gen string) error {
-	end, _ := r.db.ShadowPos()
+	end, _ := r.db.shadowPos()
 	if end.Generation != gen {
 		return fmt.Errorf("restart replica: generation %s ended; the next sync finds the replica's place in the new one", gen)
 	}
@@ -474,7 +474,7 @@ func (s *storeReader) Read(p []byte) (int, error) {
 // committed end. Caller holds r.mu.
 func (r *Replica) syncSegments(ctx context.Context) error {
 	for {
-		end, _ := r.db.ShadowPos()
+		end, _ := r.db.shadowPos()
 		if end.Generation != r.pos.Generation {
 			return nil // a new generation started; the next sync locates it
 		}

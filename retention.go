@@ -23,7 +23,7 @@ func (r *Replica) EnforceRetention(ctx context.Context) error {
 	if r.Retention <= 0 {
 		return nil
 	}
-	end, _ := r.db.ShadowPos()
+	end, _ := r.db.shadowPos()
 	if end.IsZero() {
 		return errDBNotReady
 	}

@@ -23,11 +23,11 @@ import (
 //  3. The WAL restarts only after the shadow holds every committed frame,
 //     durably, which the write lock guarantees: see checkpointLocked.
 
-// ShadowWAL is the shadow WAL of one generation: files
+// shadowWAL is the shadow WAL of one generation: files
 // <dir>/<index %08x>.wal, each a byte copy of the committed frames of one
 // incarnation of the real WAL (header, then frames), which SQLite can never
 // overwrite.
-type ShadowWAL struct {
+type shadowWAL struct {
 	dir    string
 	index  int
 	hdr    walformat.Header
@@ -46,26 +46,26 @@ type ShadowWAL struct {
 func shadowWALFileName(index int) string { return FormatIndex(index) + ".wal" }
 
 // Index returns the current shadow WAL index.
-func (s *ShadowWAL) Index() int { return s.index }
+func (s *shadowWAL) Index() int { return s.index }
 
 // Commits returns the number of transactions in the current index file.
-func (s *ShadowWAL) Commits() int { return s.commits }
+func (s *shadowWAL) Commits() int { return s.commits }
 
 // Size returns the committed size of the current index file.
-func (s *ShadowWAL) Size() int64 { return s.size }
+func (s *shadowWAL) Size() int64 { return s.size }
 
 // Header returns the WAL header of the current index.
-func (s *ShadowWAL) Header() walformat.Header { return s.hdr }
+func (s *shadowWAL) Header() walformat.Header { return s.hdr }
 
 // Path returns the path of the shadow file at index.
-func (s *ShadowWAL) Path(index int) string { return filepath.Join(s.dir, shadowWALFileName(index)) }
+func (s *shadowWAL) Path(index int) string { return filepath.Join(s.dir, shadowWALFileName(index)) }
 
 // createShadowWAL starts a shadow WAL file at index with the given WAL header.
-func createShadowWAL(dir string, index int, hdr walformat.Header) (*ShadowWAL, error) {
+func createShadowWAL(dir string, index int, hdr walformat.Header) (*shadowWAL, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create shadow WAL directory: %w", err)
 	}
-	s := &ShadowWAL{dir: dir}
+	s := &shadowWAL{dir: dir}
 	if err := s.startIndex(index, hdr); err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func createShadowWAL(dir string, index int, hdr walformat.Header) (*ShadowWAL, e
 // startIndex makes index the current file, holding only the WAL header.
 // On failure (a full disk, say) the shadow stays as it was, so the caller
 // can retry.
-func (s *ShadowWAL) startIndex(index int, hdr walformat.Header) error {
+func (s *shadowWAL) startIndex(index int, hdr walformat.Header) error {
 	if s.f != nil {
 		if err := s.SyncPending(); err != nil {
 			return err
@@ -112,7 +112,7 @@ func (s *ShadowWAL) startIndex(index int, hdr walformat.Header) error {
 
 // truncateToCommit cuts the current file to its committed size, durably,
 // when a failed copy left bytes past it.
-func (s *ShadowWAL) truncateToCommit() error {
+func (s *shadowWAL) truncateToCommit() error {
 	fi, err := s.f.Stat()
 	if err != nil {
 		return fmt.Errorf("stat shadow WAL: %w", err)
@@ -131,7 +131,7 @@ func (s *ShadowWAL) truncateToCommit() error {
 
 // openShadowWAL recovers the shadow WAL in dir: the highest index file,
 // scanned to its last commit frame (anything after it is dropped).
-func openShadowWAL(dir string) (*ShadowWAL, error) {
+func openShadowWAL(dir string) (*shadowWAL, error) {
 	indexes, err := shadowIndexes(dir)
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func openShadowWAL(dir string) (*ShadowWAL, error) {
 		return nil, fmt.Errorf("no shadow WAL files in %s: %w", dir, os.ErrNotExist)
 	}
 	index := indexes[len(indexes)-1]
-	s := &ShadowWAL{dir: dir, index: index}
+	s := &shadowWAL{dir: dir, index: index}
 	f, err := os.OpenFile(s.Path(index), os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open shadow WAL: %w", err)
@@ -202,7 +202,7 @@ func shadowIndexes(dir string) ([]int, error) {
 
 // FileSize returns the committed size of the shadow file at index: the
 // current file's committed size, or the whole size of an earlier file.
-func (s *ShadowWAL) FileSize(index int) (int64, error) {
+func (s *shadowWAL) FileSize(index int) (int64, error) {
 	if index == s.index {
 		return s.size, nil
 	}
@@ -214,7 +214,7 @@ func (s *ShadowWAL) FileSize(index int) (int64, error) {
 }
 
 // RemoveBefore deletes the shadow files with an index below index.
-func (s *ShadowWAL) RemoveBefore(index int) error {
+func (s *shadowWAL) RemoveBefore(index int) error {
 	indexes, err := shadowIndexes(s.dir)
 	if err != nil {
 		return err
@@ -231,7 +231,7 @@ func (s *ShadowWAL) RemoveBefore(index int) error {
 }
 
 // Close closes the current file.
-func (s *ShadowWAL) Close() error {
+func (s *shadowWAL) Close() error {
 	if s.f == nil {
 		return nil
 	}

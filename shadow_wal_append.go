@@ -12,7 +12,7 @@ import (
 // Matches reports whether the WAL still holds, at the end of the shadow's
 // committed bytes, the frame the shadow ended on. The checksum is
 // cumulative, so a match means every earlier frame matches too.
-func (s *ShadowWAL) Matches(wal io.ReaderAt) bool {
+func (s *shadowWAL) Matches(wal io.ReaderAt) bool {
 	if s.size == walformat.HeaderSize {
 		return true
 	}
@@ -37,7 +37,7 @@ var errCommittedFrames = errors.New("the WAL's frames disagree with SQLite's wal
 // writeLocked says the caller holds the database's write lock and fsyncs
 // the copy itself before releasing it (SyncPending); otherwise Append
 // fsyncs before returning.
-func (s *ShadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocked bool) (int64, error) {
+func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocked bool) (int64, error) {
 	fs := s.hdr.FrameSize()
 	if end <= s.size {
 		return 0, nil
@@ -96,7 +96,7 @@ func (s *ShadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocke
 // can restart, which is only after the write lock is released; so the
 // fsync may run alongside the checkpoint made under the lock, and
 // DB.unlockWrite waits for it (docs/performance.md, "The shadow fsync beside the checkpoint").
-func (s *ShadowWAL) SyncPending() error {
+func (s *shadowWAL) SyncPending() error {
 	if !s.unsynced {
 		return nil
 	}

@@ -14,7 +14,7 @@ import (
 func (r *Replica) Snapshot(ctx context.Context) (SnapshotInfo, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	end, _ := r.db.ShadowPos()
+	end, _ := r.db.shadowPos()
 	if end.IsZero() {
 		return SnapshotInfo{}, errDBNotReady
 	}
@@ -45,7 +45,7 @@ func (r *Replica) snapshotLocked(ctx context.Context) (SnapshotInfo, error) {
 	if err := r.syncSegments(ctx); err != nil {
 		return SnapshotInfo{}, err
 	}
-	end, _ := db.ShadowPos()
+	end, _ := db.shadowPos()
 	if end.Generation != r.pos.Generation || end.Index != r.pos.Index {
 		return SnapshotInfo{}, fmt.Errorf("snapshot: replica at %s, shadow at %s; retrying at the next sync", r.pos, end)
 	}
