@@ -189,9 +189,9 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 			return ckptResult{}, err
 		}
 		// The copy's fsync runs alongside the checkpoint
-		// (shadowWAL.SyncPending); it ends before the lock is released.
+		// (shadowWAL.fsyncPending); it ends before the lock is released.
 		synced := make(chan error, 1)
-		go func() { synced <- db.shadow.SyncPending() }()
+		go func() { synced <- db.shadow.fsyncPending() }()
 		defer func() {
 			if serr := <-synced; serr != nil && err == nil {
 				err = serr
@@ -339,7 +339,7 @@ func (db *DB) shadowPages() int {
 func (db *DB) unlockWrite(ctx context.Context) error {
 	var serr error
 	if db.shadow != nil {
-		serr = db.shadow.SyncPending()
+		serr = db.shadow.fsyncPending()
 	}
 	return errors.Join(serr, db.conns.unlockWrite(ctx))
 }

@@ -344,7 +344,7 @@ func (db *DB) syncLocked(ctx context.Context) error {
 // follows reads the WAL at least up to the new snapshot, and records where
 // it ended as readFloor. Caller holds mu.
 func (db *DB) acquireRead(ctx context.Context) error {
-	if db.conns.reading {
+	if db.conns.readHeld {
 		return nil
 	}
 	db.readFloor = Pos{}
@@ -355,7 +355,7 @@ func (db *DB) acquireRead(ctx context.Context) error {
 // transaction's snapshot, the condition for advanceRead. Caller holds mu.
 func (db *DB) readBehind() bool {
 	end := db.shadowEnd()
-	return db.conns.reading && !db.readFloor.IsZero() && db.readFloor.Generation == end.Generation && db.readFloor.Less(end)
+	return db.conns.readHeld && !db.readFloor.IsZero() && db.readFloor.Generation == end.Generation && db.readFloor.Less(end)
 }
 
 // checkReplaced notices a database file, -wal or -shm deleted or replaced
@@ -439,7 +439,7 @@ func (db *DB) copyWAL(ctx context.Context) error {
 	if err := db.copyWALFrames(ctx); err != nil {
 		return err
 	}
-	if db.readFloor.IsZero() && db.conns.reading {
+	if db.readFloor.IsZero() && db.conns.readHeld {
 		db.readFloor = db.shadowEnd()
 	}
 	return nil
@@ -460,7 +460,7 @@ func (db *DB) copyWALFrames(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !idx.describes(hdr) && !db.conns.locked {
+	if !idx.describes(hdr) && !db.conns.writeHeld {
 		// A writer restarted the WAL in the wal-index and never committed
 		// in the new WAL (it may not even have written its header): one
 		// write of ours completes the restart.
@@ -533,7 +533,7 @@ const walIndexTries = 1000
 
 // appendWAL copies frames and signals replicas when committed bytes grew.
 func (db *DB) appendWAL(wal io.ReaderAt, end int64, sum [2]uint32) error {
-	added, err := db.shadow.Append(wal, end, sum, db.conns != nil && db.conns.locked)
+	added, err := db.shadow.Append(wal, end, sum, db.conns != nil && db.conns.writeHeld)
 	if err != nil {
 		return fmt.Errorf("copy WAL to shadow WAL: %w", err)
 	}
@@ -552,7 +552,7 @@ func (db *DB) openWAL(ctx context.Context) (*os.File, walformat.Header, int64, e
 	if err == nil || !errors.Is(err, errNoWALHeader) {
 		return f, hdr, size, err
 	}
-	if db.conns.locked {
+	if db.conns.writeHeld {
 		// A write inside our write-lock transaction would be rolled back.
 		return nil, walformat.Header{}, 0, errors.New("WAL has no valid header")
 	}

@@ -22,13 +22,13 @@ import (
 //   - write takes the write lock and makes the engine's own writes;
 //   - ckpt runs checkpoints and is never inside a transaction.
 type dbConns struct {
-	db      *sql.DB
-	read    *sql.Conn
-	spare   *sql.Conn
-	write   *sql.Conn
-	ckpt    *sql.Conn
-	reading bool // read transaction open
-	locked  bool // write lock held
+	db        *sql.DB
+	read      *sql.Conn
+	spare     *sql.Conn
+	write     *sql.Conn
+	ckpt      *sql.Conn
+	readHeld  bool // our read transaction is open: it holds a WAL read mark (SQLite SHARED on the database, a read-mark lock in the -shm)
+	writeHeld bool // our write-lock transaction is open: it holds SQLite WAL_WRITE_LOCK (BEGIN IMMEDIATE)
 }
 
 // engineConnector opens the engine's connections: every one, the pool's
@@ -148,13 +148,13 @@ func (c *dbConns) pageSize(ctx context.Context) (int, error) {
 
 // acquireRead opens the long-running read transaction.
 func (c *dbConns) acquireRead(ctx context.Context) error {
-	if c.reading {
+	if c.readHeld {
 		return nil
 	}
 	if err := beginRead(ctx, c.read); err != nil {
 		return err
 	}
-	c.reading = true
+	c.readHeld = true
 	return nil
 }
 
@@ -193,7 +193,7 @@ func rollbackFailedBegin(conn *sql.Conn) {
 // one), so the new transaction gets a read mark of its own, which, like the
 // old one, keeps every other connection from restarting the WAL.
 func (c *dbConns) advanceRead(ctx context.Context) error {
-	if !c.reading {
+	if !c.readHeld {
 		return c.acquireRead(ctx)
 	}
 	if err := beginRead(ctx, c.spare); err != nil {
@@ -209,13 +209,13 @@ func (c *dbConns) advanceRead(ctx context.Context) error {
 // releaseRead ends the read transaction. It ignores ctx: a cancelled
 // rollback would leave the transaction open behind our back.
 func (c *dbConns) releaseRead(_ context.Context) error {
-	if !c.reading {
+	if !c.readHeld {
 		return nil
 	}
 	if _, err := c.read.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		return fmt.Errorf("release read lock: %w", err)
 	}
-	c.reading = false
+	c.readHeld = false
 	return nil
 }
 
@@ -247,20 +247,20 @@ func (c *dbConns) lockWriteFor(ctx context.Context, limit time.Duration) error {
 		_, _ = c.write.ExecContext(context.Background(), "ROLLBACK")
 		return fmt.Errorf("take write lock: %w", err)
 	}
-	c.locked = true
+	c.writeHeld = true
 	return nil
 }
 
 // unlockWrite rolls back the write-lock transaction. It ignores ctx: a
 // cancelled rollback would keep every application writer blocked.
 func (c *dbConns) unlockWrite(_ context.Context) error {
-	if !c.locked {
+	if !c.writeHeld {
 		return nil
 	}
 	if _, err := c.write.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		return fmt.Errorf("release write lock: %w", err)
 	}
-	c.locked = false
+	c.writeHeld = false
 	return nil
 }
 
@@ -311,10 +311,10 @@ func (r ckptResult) complete() bool {
 func (c *dbConns) close() error {
 	ctx := context.Background()
 	var errs []error
-	if c.locked {
+	if c.writeHeld {
 		errs = append(errs, c.unlockWrite(ctx))
 	}
-	if c.reading {
+	if c.readHeld {
 		errs = append(errs, c.releaseRead(ctx))
 	}
 	for _, conn := range []*sql.Conn{c.read, c.spare, c.write, c.ckpt} {

@@ -15,7 +15,7 @@ func TestDB_LockedCopySyncedBeforeUnlock(t *testing.T) {
 	unsynced := func() bool {
 		db.mu.Lock()
 		defer db.mu.Unlock()
-		return db.shadow.unsynced
+		return db.shadow.needsFsync
 	}
 
 	commit(5)
@@ -41,13 +41,13 @@ func TestDB_LockedCopySyncedBeforeUnlock(t *testing.T) {
 		if err := db.copyWAL(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if db.shadow.Size() == before || !db.shadow.unsynced {
-			t.Fatalf("copy under the lock: size %d -> %d, unsynced %v; want new bytes left unsynced", before, db.shadow.Size(), db.shadow.unsynced)
+		if db.shadow.Size() == before || !db.shadow.needsFsync {
+			t.Fatalf("copy under the lock: size %d -> %d, needsFsync %v; want new bytes left unsynced", before, db.shadow.Size(), db.shadow.needsFsync)
 		}
 		if err := db.unlockWrite(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if db.shadow.unsynced {
+		if db.shadow.needsFsync {
 			t.Fatal("write lock released with the shadow's bytes unsynced")
 		}
 	}()

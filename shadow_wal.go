@@ -36,10 +36,10 @@ type shadowWAL struct {
 	// commits counts the commit frames in the current index file.
 	commits int
 	f       *os.File
-	// unsynced says committed bytes of f await an fsync (SyncPending).
-	unsynced bool
-	rbuf     *bufio.Reader // Append's buffers, kept between copies
-	wbuf     *bufio.Writer
+	// needsFsync says committed bytes of f await an fsync (fsyncPending).
+	needsFsync bool
+	rbuf       *bufio.Reader // Append's buffers, kept between copies
+	wbuf       *bufio.Writer
 }
 
 // shadowWALFileName returns the name of a shadow WAL file.
@@ -80,7 +80,7 @@ func createShadowWAL(dir string, index int, hdr walformat.Header) (*shadowWAL, e
 // can retry.
 func (s *shadowWAL) startIndex(index int, hdr walformat.Header) error {
 	if s.f != nil {
-		if err := s.SyncPending(); err != nil {
+		if err := s.fsyncPending(); err != nil {
 			return err
 		}
 		// Invariant 2: nothing past the last commit reaches a replica.

@@ -34,10 +34,10 @@ var errCommittedFrames = errors.New("the WAL's frames disagree with SQLite's wal
 // WAL); frames past end, even with valid checksums, are not copied. It
 // returns the bytes added.
 //
-// writeLocked says the caller holds the database's write lock and fsyncs
-// the copy itself before releasing it (SyncPending); otherwise Append
+// writeHeld says the caller holds the database's write lock and fsyncs
+// the copy itself before releasing it (fsyncPending); otherwise Append
 // fsyncs before returning.
-func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocked bool) (int64, error) {
+func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeHeld bool) (int64, error) {
 	fs := s.hdr.FrameSize()
 	if end <= s.size {
 		return 0, nil
@@ -79,9 +79,9 @@ func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocke
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("write shadow WAL: %w", err)
 	}
-	s.unsynced = true
-	if !writeLocked {
-		if err := s.SyncPending(); err != nil {
+	s.needsFsync = true
+	if !writeHeld {
+		if err := s.fsyncPending(); err != nil {
 			return 0, err
 		}
 	}
@@ -91,19 +91,19 @@ func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeLocke
 	return added, nil
 }
 
-// SyncPending fsyncs the current file if Append, under the write lock,
+// fsyncPending fsyncs the current file if Append, under the write lock,
 // left committed bytes unsynced. The shadow must be durable before the WAL
 // can restart, which is only after the write lock is released; so the
 // fsync may run alongside the checkpoint made under the lock, and
 // DB.unlockWrite waits for it (docs/performance.md, "The shadow fsync beside the checkpoint").
-func (s *shadowWAL) SyncPending() error {
-	if !s.unsynced {
+func (s *shadowWAL) fsyncPending() error {
+	if !s.needsFsync {
 		return nil
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("sync shadow WAL: %w", err)
 	}
-	s.unsynced = false
+	s.needsFsync = false
 	return nil
 }
 
