@@ -469,7 +469,7 @@ func describeChoice(rs []*Replica, same []candidate, opts []replicaOption, best 
 		case i == best:
 			continue
 		case unlisted[r] != nil:
-			parts = append(parts, fmt.Sprintf("%s (%s): cannot list it: %v", r.Name, r.Client.Type(), unlisted[r]))
+			parts = append(parts, fmt.Sprintf("%s (%s): cannot list it: %s", r.Name, r.Client.Type(), strings.TrimPrefix(unlisted[r].Error(), "replica "+r.Name+": ")))
 		case i < 0:
 			parts = append(parts, fmt.Sprintf("%s (%s): nothing to restore in generation %s", r.Name, r.Client.Type(), w.plan.Generation))
 		case opts[i].err != nil:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,40 +22,61 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// writeJSON writes v as indented JSON and a newline.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// jsonHelp is the -json flag's text of the listing commands.
+const jsonHelp = "print a JSON array of objects, one per row, for scripts (indexes and offsets as hex strings, times RFC 3339, sizes in bytes)"
+
+// listRow is one row of a listing: its table line (tab-separated) and
+// its JSON object.
+type listRow struct {
+	text string
+	obj  any
+}
+
 // listArgs parses the flags shared by the listing commands.
-func listArgs(name, synopsis, help string, args []string, stdout io.Writer, withGeneration bool) ([]*litestream.Replica, string, error) {
+func listArgs(name, synopsis, help string, args []string, stdout io.Writer, withGeneration bool) ([]*litestream.Replica, string, bool, error) {
 	fs := newFlagSet(name, synopsis, help)
 	cf := registerConfigFlags(fs)
 	replicaName := fs.String("replica", "", "only this replica")
+	asJSON := fs.Bool("json", false, jsonHelp)
 	var generation *string
 	if withGeneration {
 		generation = fs.String("generation", "", "only this generation")
 	}
 	if err := fs.parse(args, stdout); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if fs.NArg() != 1 {
-		return nil, "", errors.New("give exactly one database path or replica URL")
+		return nil, "", false, errors.New("give exactly one database path or replica URL")
 	}
 	gen := ""
 	if generation != nil {
 		gen = *generation
 		if gen != "" && !litestream.IsGeneration(gen) {
-			return nil, "", fmt.Errorf("-generation %q is not a generation name (16 hex characters)", gen)
+			return nil, "", false, fmt.Errorf("-generation %q is not a generation name (16 hex characters)", gen)
 		}
 	}
 	replicas, _, err := resolveArg(cf, fs.Arg(0))
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if *replicaName != "" {
 		i := slices.IndexFunc(replicas, func(r *litestream.Replica) bool { return r.Name == *replicaName })
 		if i < 0 {
-			return nil, "", fmt.Errorf("no replica named %q (replicas: %s)", *replicaName, replicaNameList(replicas))
+			return nil, "", false, fmt.Errorf("no replica named %q (replicas: %s)", *replicaName, replicaNameList(replicas))
 		}
 		replicas = replicas[i : i+1]
 	}
-	return replicas, gen, nil
+	return replicas, gen, *asJSON, nil
 }
 
 func replicaNameList(rs []*litestream.Replica) string {
@@ -80,7 +102,8 @@ func resolveArg(cf configFlags, arg string) ([]*litestream.Replica, *DBConfig, e
 }
 
 // listEach runs list on every replica, in order, and writes the table of
-// the rows of those that answered to stdout. Each replica that fails gets
+// the rows of those that answered to stdout (with asJSON, a JSON array of
+// the rows' objects). Each replica that fails gets
 // a line of its own on stderr, in the form of a command's error line, and
 // the others are still listed; only when none answered does it fail, with
 // exit status 1 and nothing on stdout. list returns tab-separated rows and
@@ -88,9 +111,10 @@ func resolveArg(cf configFlags, arg string) ([]*litestream.Replica, *DBConfig, e
 //
 // check, if set, sees the generations of the replicas that answered and
 // may fail the listing, which then writes nothing to stdout.
-func listEach(cmd string, stdout, stderr io.Writer, header string, replicas []*litestream.Replica,
-	list func(r *litestream.Replica) (rows, gens []string, err error), check func(gens []string) error) error {
-	var rows, gens []string
+func listEach(cmd string, stdout, stderr io.Writer, asJSON bool, header string, replicas []*litestream.Replica,
+	list func(r *litestream.Replica) (rows []listRow, gens []string, err error), check func(gens []string) error) error {
+	var rows []listRow
+	var gens []string
 	answered := 0
 	for _, r := range replicas {
 		rs, gs, err := list(r)
@@ -110,10 +134,17 @@ func listEach(cmd string, stdout, stderr io.Writer, header string, replicas []*l
 			return err
 		}
 	}
+	if asJSON {
+		objs := make([]any, len(rows))
+		for i, row := range rows {
+			objs[i] = row.obj
+		}
+		return writeJSON(stdout, objs)
+	}
 	tw := newTable(stdout)
 	fmt.Fprintln(tw, header)
 	for _, row := range rows {
-		fmt.Fprintln(tw, row)
+		fmt.Fprintln(tw, row.text)
 	}
 	return tw.Flush()
 }
@@ -138,12 +169,14 @@ const generationsHelp = `
 Lists the generations of each replica: when each started and was last
 updated, and how far behind now that is (lag). A replica that cannot be read
 gets an error line on stderr and the others are still listed; the exit
-status is 1 only when none could be read.
+status is 1 only when none could be read. With -json, the rows are a JSON
+array of objects (lag also in seconds, as lag_seconds).
 
 Examples:
 	litestream generations /var/lib/app.db
 	litestream generations -replica s3 /var/lib/app.db
 	litestream generations s3://my-bucket/app
+	litestream generations -json /var/lib/app.db
 `
 
 // GenerationsCommand lists generations.
@@ -151,19 +184,30 @@ type GenerationsCommand struct{ stdout, stderr io.Writer }
 
 // Run prints name, generation, lag, start, end.
 func (c *GenerationsCommand) Run(ctx context.Context, args []string) error {
-	replicas, _, err := listArgs("generations", "[flags] DB_PATH|REPLICA_URL", generationsHelp, args, c.stdout, false)
+	replicas, _, asJSON, err := listArgs("generations", "[flags] DB_PATH|REPLICA_URL", generationsHelp, args, c.stdout, false)
 	if err != nil {
 		return err
 	}
-	return listEach("generations", c.stdout, c.stderr, "name\tgeneration\tlag\tstart\tend", replicas,
-		func(r *litestream.Replica) (rows, _ []string, err error) {
+	type generationJSON struct {
+		Replica    string  `json:"replica"`
+		Generation string  `json:"generation"`
+		Lag        string  `json:"lag"`
+		LagSeconds float64 `json:"lag_seconds"`
+		Start      string  `json:"start"`
+		End        string  `json:"end"`
+	}
+	return listEach("generations", c.stdout, c.stderr, asJSON, "name\tgeneration\tlag\tstart\tend", replicas,
+		func(r *litestream.Replica) (rows []listRow, _ []string, err error) {
 			infos, err := litestream.ListGenerations(ctx, r)
 			if err != nil {
 				return nil, nil, err
 			}
 			for _, g := range infos {
 				lag := time.Since(g.End).Truncate(time.Second)
-				rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Name, g.Generation, lag, formatTime(g.Start), formatTime(g.End)))
+				rows = append(rows, listRow{
+					fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Name, g.Generation, lag, formatTime(g.Start), formatTime(g.End)),
+					generationJSON{r.Name, g.Generation, lag.String(), lag.Seconds(), formatTime(g.Start), formatTime(g.End)},
+				})
 			}
 			return rows, nil, nil
 		}, nil)
@@ -173,12 +217,14 @@ const snapshotsHelp = `
 Lists the snapshots of each replica. Indexes are hex; size is the stored
 (compressed) size in bytes. A replica that cannot be read gets an error line
 on stderr and the others are still listed; the exit status is 1 only when
-none could be read.
+none could be read. With -json, the rows are a JSON array of objects, the
+index a hex string as in the table.
 
 Examples:
 	litestream snapshots /var/lib/app.db
 	litestream snapshots -replica s3 /var/lib/app.db
 	litestream snapshots /backups/app
+	litestream snapshots -json /var/lib/app.db
 `
 
 // SnapshotsCommand lists snapshots.
@@ -186,12 +232,19 @@ type SnapshotsCommand struct{ stdout, stderr io.Writer }
 
 // Run prints replica, generation, index, size, created.
 func (c *SnapshotsCommand) Run(ctx context.Context, args []string) error {
-	replicas, _, err := listArgs("snapshots", "[flags] DB_PATH|REPLICA_URL", snapshotsHelp, args, c.stdout, false)
+	replicas, _, asJSON, err := listArgs("snapshots", "[flags] DB_PATH|REPLICA_URL", snapshotsHelp, args, c.stdout, false)
 	if err != nil {
 		return err
 	}
-	return listEach("snapshots", c.stdout, c.stderr, "replica\tgeneration\tindex\tsize\tcreated", replicas,
-		func(r *litestream.Replica) (rows, _ []string, err error) {
+	type snapshotRowJSON struct {
+		Replica    string `json:"replica"`
+		Generation string `json:"generation"`
+		Index      string `json:"index"`
+		Size       int64  `json:"size"`
+		Created    string `json:"created"`
+	}
+	return listEach("snapshots", c.stdout, c.stderr, asJSON, "replica\tgeneration\tindex\tsize\tcreated", replicas,
+		func(r *litestream.Replica) (rows []listRow, _ []string, err error) {
 			_, gens, err := generationsOf(ctx, r, "")
 			if err != nil {
 				return nil, nil, err
@@ -202,7 +255,10 @@ func (c *SnapshotsCommand) Run(ctx context.Context, args []string) error {
 					return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
 				}
 				for _, s := range snaps {
-					rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%s", r.Name, gen, litestream.FormatIndex(s.Index), s.Size, formatTime(s.CreatedAt)))
+					rows = append(rows, listRow{
+						fmt.Sprintf("%s\t%s\t%s\t%d\t%s", r.Name, gen, litestream.FormatIndex(s.Index), s.Size, formatTime(s.CreatedAt)),
+						snapshotRowJSON{r.Name, gen, litestream.FormatIndex(s.Index), s.Size, formatTime(s.CreatedAt)},
+					})
 				}
 			}
 			return rows, nil, nil
@@ -214,12 +270,14 @@ Lists the WAL segments of each replica. Index and offset are hex; size is
 the stored (compressed) size in bytes. With -generation, only that
 generation, which some replica must hold. A replica that cannot be read gets
 an error line on stderr and the others are still listed; the exit status is
-1 only when none could be read.
+1 only when none could be read. With -json, the rows are a JSON array of
+objects, index and offset hex strings as in the table.
 
 Examples:
 	litestream wal /var/lib/app.db
 	litestream wal -replica s3 -generation 0123456789abcdef /var/lib/app.db
 	litestream wal s3://my-bucket/app
+	litestream wal -json -generation 0123456789abcdef /var/lib/app.db
 `
 
 // WALCommand lists WAL segments.
@@ -227,7 +285,7 @@ type WALCommand struct{ stdout, stderr io.Writer }
 
 // Run prints replica, generation, index, offset, size, created.
 func (c *WALCommand) Run(ctx context.Context, args []string) error {
-	replicas, only, err := listArgs("wal", "[flags] DB_PATH|REPLICA_URL", walHelp, args, c.stdout, true)
+	replicas, only, asJSON, err := listArgs("wal", "[flags] DB_PATH|REPLICA_URL", walHelp, args, c.stdout, true)
 	if err != nil {
 		return err
 	}
@@ -243,8 +301,16 @@ func (c *WALCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("-generation %s: no replica has this generation (generations: %s)", only, strings.Join(gens, ", "))
 		}
 	}
-	return listEach("wal", c.stdout, c.stderr, "replica\tgeneration\tindex\toffset\tsize\tcreated", replicas,
-		func(r *litestream.Replica) (rows, all []string, err error) {
+	type segmentRowJSON struct {
+		Replica    string `json:"replica"`
+		Generation string `json:"generation"`
+		Index      string `json:"index"`
+		Offset     string `json:"offset"`
+		Size       int64  `json:"size"`
+		Created    string `json:"created"`
+	}
+	return listEach("wal", c.stdout, c.stderr, asJSON, "replica\tgeneration\tindex\toffset\tsize\tcreated", replicas,
+		func(r *litestream.Replica) (rows []listRow, all []string, err error) {
 			all, gens, err := generationsOf(ctx, r, only)
 			if err != nil {
 				return nil, nil, err
@@ -255,7 +321,11 @@ func (c *WALCommand) Run(ctx context.Context, args []string) error {
 					return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
 				}
 				for _, s := range segs {
-					rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", r.Name, g, litestream.FormatIndex(s.Index), litestream.FormatOffset(s.Offset), s.Size, formatTime(s.CreatedAt)))
+					idx, off := litestream.FormatIndex(s.Index), litestream.FormatOffset(s.Offset)
+					rows = append(rows, listRow{
+						fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", r.Name, g, idx, off, s.Size, formatTime(s.CreatedAt)),
+						segmentRowJSON{r.Name, g, idx, off, s.Size, formatTime(s.CreatedAt)},
+					})
 				}
 			}
 			return rows, all, nil
@@ -267,14 +337,30 @@ type DatabasesCommand struct{ stdout, stderr io.Writer }
 
 // Run prints path, replicas.
 func (c *DatabasesCommand) Run(ctx context.Context, args []string) error {
-	fs := newFlagSet("databases", "[flags]", "Lists the databases of the config file and the names of their replicas.")
+	fs := newFlagSet("databases", "[flags]", "Lists the databases of the config file and the names of their replicas;\nwith -json, as a JSON array of {\"path\", \"replicas\"} objects.")
 	cf := registerConfigFlags(fs)
+	asJSON := fs.Bool("json", false, jsonHelp)
 	if err := fs.parse(args, c.stdout); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		type databaseJSON struct {
+			Path     string   `json:"path"`
+			Replicas []string `json:"replicas"`
+		}
+		dbs := []databaseJSON{}
+		for _, db := range cfg.DBs {
+			j := databaseJSON{Path: db.Path, Replicas: []string{}}
+			for _, r := range db.Replicas {
+				j.Replicas = append(j.Replicas, r.Name)
+			}
+			dbs = append(dbs, j)
+		}
+		return writeJSON(c.stdout, dbs)
 	}
 	tw := newTable(c.stdout)
 	fmt.Fprintln(tw, "path\treplicas")
