@@ -35,8 +35,12 @@ func (h hostKeyCheck) retryAlgorithms(err error) []string {
 	if !h.known || h.algorithms != nil || !errors.As(err, &he) || !errors.As(err, &ke) || len(ke.Want) == 0 {
 		return nil
 	}
+	var wk *wrongKnownKey
 	var out []string
 	for _, k := range ke.Want {
+		if errors.As(err, &wk) && k.Key.Type() == wk.offered {
+			return nil // a key of that type is known, and it is another
+		}
 		out = append(out, algorithmsFor(k.Key.Type())...)
 	}
 	return out
@@ -79,7 +83,7 @@ func (c *ReplicaClient) hostKeyCheck() (hostKeyCheck, error) {
 					addr, c.KnownHostsPath, key.Type(), ssh.FingerprintSHA256(key), port(addr), host(addr), c.KnownHostsPath)}
 			case errors.As(err, &ke):
 				return &wrongKnownKey{hostKeyError{fmt.Sprintf("the host key of the SFTP server %s does not match known-hosts-path %s: the server offered %s %s, the file holds %s for it; check that this is the right server, then update the file",
-					addr, c.KnownHostsPath, key.Type(), ssh.FingerprintSHA256(key), knownKeys(ke.Want))}, ke}
+					addr, c.KnownHostsPath, key.Type(), ssh.FingerprintSHA256(key), knownKeys(ke.Want))}, ke, key.Type()}
 			default:
 				return &hostKeyError{fmt.Sprintf("check the host key of the SFTP server %s against known-hosts-path %s: %v", addr, c.KnownHostsPath, err)}
 			}
@@ -102,7 +106,8 @@ func (c *ReplicaClient) hostKeyCheck() (hostKeyCheck, error) {
 // that a dial can ask for the key types the file holds.
 type wrongKnownKey struct {
 	hostKeyError
-	ke *knownhosts.KeyError
+	ke      *knownhosts.KeyError
+	offered string // the type of the key the server offered
 }
 
 func (e *wrongKnownKey) Unwrap() []error { return []error{&e.hostKeyError, e.ke} }

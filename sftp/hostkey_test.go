@@ -23,6 +23,7 @@ func TestHostKey(t *testing.T) {
 	other := sftptest.StartServer(t) // another host key
 	ctx := context.Background()
 	offered := ssh.FingerprintSHA256(srv.HostKey)
+	offeredFirst := ssh.FingerprintSHA256(srv.ECDSAHostKey) // when the client asks for any type
 	knownHosts := func(t *testing.T, line string) string {
 		p := filepath.Join(t.TempDir(), "known_hosts")
 		if err := os.WriteFile(p, []byte("# test\n"+line+"\n"), 0o600); err != nil {
@@ -30,7 +31,7 @@ func TestHostKey(t *testing.T) {
 		}
 		return p
 	}
-	mustFail := func(t *testing.T, c *sftp.ReplicaClient, want ...string) {
+	mustFail := func(t *testing.T, c *sftp.ReplicaClient, offered string, want ...string) {
 		t.Helper()
 		defer c.Close()
 		_, err := c.Generations(ctx)
@@ -67,7 +68,7 @@ func TestHostKey(t *testing.T) {
 	t.Run("host-key mismatch", func(t *testing.T) {
 		c := newClient(t, srv)
 		c.HostKey = other.HostKeyLine()
-		mustFail(t, c, "the host key of the SFTP server "+srv.Addr+" does not match host-key", ssh.FingerprintSHA256(other.HostKey))
+		mustFail(t, c, offered, "the host key of the SFTP server "+srv.Addr+" does not match host-key", ssh.FingerprintSHA256(other.HostKey))
 	})
 	t.Run("host-key unparsable", func(t *testing.T) {
 		c := newClient(t, srv)
@@ -78,20 +79,27 @@ func TestHostKey(t *testing.T) {
 		}
 	})
 	t.Run("known-hosts-path matches", func(t *testing.T) {
+		// The server offers its ECDSA key first; the file holds only the
+		// ed25519 one, which the client then asks for.
 		c := newClient(t, srv)
 		c.HostKey, c.KnownHostsPath = "", knownHosts(t, srv.KnownHostsLine())
+		mustPass(t, c)
+	})
+	t.Run("host-key of the other type matches", func(t *testing.T) {
+		c := newClient(t, srv)
+		c.HostKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.ECDSAHostKey)))
 		mustPass(t, c)
 	})
 	t.Run("known-hosts-path mismatch", func(t *testing.T) {
 		c := newClient(t, srv)
 		host := strings.Fields(srv.KnownHostsLine())[0]
 		c.HostKey, c.KnownHostsPath = "", knownHosts(t, host+" "+other.HostKeyLine())
-		mustFail(t, c, "the host key of the SFTP server "+srv.Addr+" does not match known-hosts-path "+c.KnownHostsPath, ssh.FingerprintSHA256(other.HostKey)+" (line 2)")
+		mustFail(t, c, offered, "the host key of the SFTP server "+srv.Addr+" does not match known-hosts-path "+c.KnownHostsPath, ssh.FingerprintSHA256(other.HostKey)+" (line 2)")
 	})
 	t.Run("known-hosts-path without the host", func(t *testing.T) {
 		c := newClient(t, srv)
 		c.HostKey, c.KnownHostsPath = "", knownHosts(t, "[127.0.0.1]:1 "+srv.HostKeyLine())
-		mustFail(t, c, "the SFTP server "+srv.Addr+" is not in known-hosts-path "+c.KnownHostsPath, "ssh-keyscan")
+		mustFail(t, c, offeredFirst, "the SFTP server "+srv.Addr+" is not in known-hosts-path "+c.KnownHostsPath, "ssh-keyscan")
 	})
 	t.Run("not verified", func(t *testing.T) {
 		var logs bytes.Buffer

@@ -5,7 +5,9 @@ package sftptest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
@@ -40,6 +42,7 @@ type Server struct {
 
 	Addr          string        // 127.0.0.1:PORT
 	HostKey       ssh.PublicKey // the server's ed25519 host key
+	ECDSAHostKey  ssh.PublicKey // its second host key, which Go's client prefers when it asks for any
 	User          string        // the current user, who logs in with ClientKeyPath
 	ClientKeyPath string        // an unencrypted OpenSSH private key file
 	DataDir       string        // a directory User may write to, for replicas
@@ -112,6 +115,9 @@ func StartServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s.HostKey = hostPub
+	if s.ECDSAHostKey, err = writeECDSAKey(filepath.Join(dir, "host_ecdsa")); err != nil {
+		t.Fatal(err)
+	}
 	s.ClientKeyPath = filepath.Join(dir, "client_ed25519")
 	clientPub, err := writeKey(s.ClientKeyPath)
 	if err != nil {
@@ -125,6 +131,7 @@ func StartServer(t testing.TB) *Server {
 	cfg := strings.Join([]string{
 		"ListenAddress " + host,
 		"Port " + port,
+		"HostKey " + filepath.Join(dir, "host_ecdsa"),
 		"HostKey " + filepath.Join(dir, "host_ed25519"),
 		"AuthorizedKeysFile " + authorized,
 		"PubkeyAuthentication yes",
@@ -171,6 +178,22 @@ func writeKey(path string) (ssh.PublicKey, error) {
 		return nil, err
 	}
 	return ssh.NewPublicKey(pub)
+}
+
+// writeECDSAKey is writeKey for an ECDSA P-256 key.
+func writeECDSAKey(path string) (ssh.PublicKey, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	return ssh.NewPublicKey(&priv.PublicKey)
 }
 
 // Start (re)starts sshd on the same port, with the same keys and data.
