@@ -264,6 +264,8 @@ func TestCheckStore(t *testing.T) {
 // proxyFaults are what startProxy does to the requests it forwards.
 type proxyFaults struct {
 	status500 bool         // answer every request with a 500
+	every500  int64        // answer every every500th request with a 500
+	requests  atomic.Int64 // requests seen
 	cutBodies atomic.Int64 // cut this many blob bodies after half their bytes
 	cut       atomic.Int64 // bodies cut so far
 	ranged    atomic.Int64 // ranged GETs seen
@@ -273,7 +275,7 @@ type proxyFaults struct {
 // not sign the host, so a client can talk through it.
 func startProxy(t *testing.T, srv *abstest.Server, f *proxyFaults) *httptest.Server {
 	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.status500 {
+		if n := f.requests.Add(1); f.status500 || f.every500 > 0 && n%f.every500 == 0 {
 			w.Header().Set("x-ms-error-code", "InternalError")
 			w.WriteHeader(500)
 			return
@@ -349,6 +351,40 @@ func TestResumedDownload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "at byte") || f.cut.Load() != 6 {
 		t.Fatalf("after %d cuts: %v", f.cut.Load(), err)
 	}
+}
+
+// TestRetries: server errors on a third of the requests and bodies cut
+// short are retried or resumed; every write, read and listing succeeds.
+func TestRetries(t *testing.T) {
+	srv := abstest.StartServer(t)
+	cont := srv.CreateContainer(t)
+	f := &proxyFaults{every500: 3}
+	p := startProxy(t, srv, f)
+	c := newClient(p.URL+"/"+abstest.AccountName, cont)
+	ctx := context.Background()
+	for i := range 15 {
+		f.cut.Store(0)
+		f.cutBodies.Store(1)
+		data := bytes.Repeat([]byte{byte(i)}, 100000+i)
+		pos := litestream.Pos{Generation: "0123456789abcdef", Offset: int64(i)}
+		if _, err := c.WriteSegment(ctx, pos, bytes.NewReader(data)); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		rc, err := c.OpenSegment(ctx, pos)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read %d: %d bytes, %v", i, len(got), err)
+		}
+		segs, err := c.Segments(ctx, pos.Generation)
+		if err != nil || len(segs) != i+1 {
+			t.Fatalf("list %d: %d segments, %v", i, len(segs), err)
+		}
+	}
+	t.Logf("%d requests, a third of them answered 500, all retried", f.requests.Load())
 }
 
 // TestNoLeftovers: an upload cut short after staging blocks leaves them
