@@ -189,6 +189,13 @@ func loadCandidates(ctx context.Context, rs []*Replica, opt RestoreOptions) ([]c
 			failures = append(failures, err.Error())
 			continue
 		}
+		if i := slices.IndexFunc(rc, func(c candidate) bool { return c.err != nil && len(c.snaps) == 0 }); i >= 0 {
+			// A generation whose snapshots are all untrusted may be the
+			// newest: the replica cannot tell what it holds.
+			unlisted[r] = rc[i].err
+			failures = append(failures, rc[i].err.Error())
+			continue
+		}
 		for _, c := range rc {
 			if len(c.snaps) == 0 {
 				continue
