@@ -18,10 +18,10 @@
 //     it), by opCounter; nothing runs while the client is idle.
 //
 // Leftovers: the blocks an upload staged before it was cut short are
-// uncommitted. No listing or read shows them, they are not billed as a
-// blob, and the service garbage-collects them after 7 days (Azurite: at
-// its next cleanup); a later upload of the same name discards them. There
-// is nothing for a LeftoverRemover to remove, so the client is not one.
+// uncommitted. No listing or read shows them; the service discards them
+// when a later upload of the same name commits, and garbage-collects them
+// after 7 days otherwise. No request removes them sooner without making
+// an empty blob visible, so the client is not a LeftoverRemover.
 package abs
 
 import (
