@@ -85,6 +85,9 @@ type DB struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	// closeHook, when set (by tests: checkInvariantsOnClose), runs in
+	// Close after the final syncs, with mu held and the files still open.
+	closeHook func()
 }
 
 // DBStats are counters kept for metrics and tests.
@@ -195,6 +198,9 @@ func (db *DB) Close(ctx context.Context) error {
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	if db.closeHook != nil {
+		db.closeHook()
+	}
 	if db.shadow != nil {
 		errs = append(errs, db.shadow.Close())
 		db.shadow = nil

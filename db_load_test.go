@@ -220,6 +220,7 @@ func TestDB_CopiesAheadBetweenSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := litestream.NewDB(path)
+	litestream.CheckInvariantsOnClose(t, db)
 	db.Logger = testLogger(t)
 	db.MonitorInterval, db.CheckpointInterval, db.MinCheckpointPageN = time.Hour, 0, 1000000
 	if err := db.Open(); err != nil {

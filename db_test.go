@@ -28,6 +28,7 @@ func testLogger(t *testing.T) *slog.Logger {
 func newTestDB(t *testing.T, path, replicaDir string) (*litestream.DB, *litestream.Replica) {
 	t.Helper()
 	db := litestream.NewDB(path)
+	litestream.CheckInvariantsOnClose(t, db)
 	db.Logger = testLogger(t)
 	db.MonitorInterval = 20 * time.Millisecond
 	r := litestream.NewReplica("file", file.NewReplicaClient(replicaDir))

@@ -24,6 +24,7 @@ func openEngineWithWriter(t *testing.T) (db *DB, w *sqlwriter.Writer, commit fun
 	}
 	t.Cleanup(func() { w.Close() })
 	db = NewDB(path)
+	checkInvariantsOnClose(t, db)
 	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	t.Cleanup(func() { db.Close(ctx) })
 	commit = func(n int) {

@@ -88,6 +88,7 @@ func TestReplicaOutage(t *testing.T) {
 	w, path, _ := openWriter(t, 0)
 	logs := &logRecords{}
 	db := litestream.NewDB(path)
+	litestream.CheckInvariantsOnClose(t, db)
 	db.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db.MonitorInterval = 20 * time.Millisecond
 	r := litestream.NewReplica("s3", newClient())
