@@ -11,7 +11,9 @@
 //  3. Times are the store's: CreatedAt is an object's creation time as GCS
 //     records it, from listings and from the writer's final attributes.
 //  4. Requests are retried with backoff and a bound (retry options set in
-//     Init, RetryAlways since every write goes to a fixed name); a
+//     Init, RetryAlways since every write goes to a fixed name; an upload's
+//     attempts by attemptBound, as the library bounds them only by the
+//     context); a
 //     download cut short resumes at the offset reached, at most maxResumes
 //     times (get.go).
 //  5. No request is sent unless a method is called: nothing polls, and
@@ -111,17 +113,46 @@ func (c *ReplicaClient) Init(ctx context.Context) (*storage.BucketHandle, error)
 	if err != nil {
 		return nil, clientError(err)
 	}
-	attempts := c.MaxAttempts
-	if attempts <= 0 {
-		attempts = 10
-	}
 	client.SetRetry(
 		storage.WithPolicy(storage.RetryAlways),
 		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}),
-		storage.WithMaxAttempts(attempts),
+		storage.WithMaxAttempts(c.attempts()),
 	)
 	c.client, c.bkt = client, client.Bucket(c.Bucket)
 	return c.bkt, nil
+}
+
+// attempts returns the bound on a request's attempts.
+func (c *ReplicaClient) attempts() int {
+	if c.MaxAttempts <= 0 {
+		return 10
+	}
+	return c.MaxAttempts
+}
+
+// attemptBound counts the failed attempts of one upload and stops its
+// retries at max: the library bounds the other requests by their attempts,
+// but retries an upload's requests until its context ends.
+type attemptBound struct {
+	mu     sync.Mutex
+	failed int
+	max    int
+}
+
+func (a *attemptBound) retry(err error) bool {
+	if err == nil {
+		return false // the library asks after each answer, good ones too
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failed++
+	return a.failed < a.max && storage.ShouldRetry(err)
+}
+
+func (a *attemptBound) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.failed
 }
 
 // name returns the object name of a replica-relative path.
@@ -408,7 +439,8 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, r io.Reader) (i
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := bkt.Object(name).NewWriter(wctx)
+	bound := &attemptBound{max: c.attempts()}
+	w := bkt.Object(name).Retryer(storage.WithErrorFunc(bound.retry)).NewWriter(wctx)
 	w.ContentType = "application/octet-stream"
 	w.ChunkSize = ChunkSize
 	if whole {
@@ -430,10 +462,10 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, r io.Reader) (i
 		if rest.err != nil {
 			return 0, time.Time{}, fmt.Errorf("upload %s: read: %w", name, rest.err)
 		}
-		return 0, time.Time{}, c.describe("upload "+name, true, err)
+		return 0, time.Time{}, c.uploadFailed(name, bound, err)
 	}
 	if err := w.Close(); err != nil {
-		return 0, time.Time{}, c.describe("upload "+name, true, err)
+		return 0, time.Time{}, c.uploadFailed(name, bound, err)
 	}
 	c.op("PUT", total)
 	created := time.Now()
@@ -441,6 +473,15 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, r io.Reader) (i
 		created = a.Created
 	}
 	return total, created, nil
+}
+
+// uploadFailed describes the error of an upload with the attempts made.
+func (c *ReplicaClient) uploadFailed(name string, bound *attemptBound, err error) error {
+	f := classify(err, true)
+	if f.attempts == 0 {
+		f.attempts = bound.count()
+	}
+	return c.describeAs("upload "+name, f, err)
 }
 
 // sourceReader keeps the error of the reader an upload copies from, to

@@ -202,16 +202,27 @@ func TestOutage(t *testing.T) {
 	if _, err := c.Generations(ctx); err == nil || !strings.Contains(err.Error(), "cannot reach the GCS emulator at "+srv.Addr) || !strings.Contains(err.Error(), "after 2 attempts") {
 		t.Fatalf("list during outage: %v", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if _, err := c.WriteSegment(wctx, pos, bytes.NewReader([]byte("x"))); err == nil {
-		t.Fatal("write during outage succeeded")
+	// Uploads too give up after their attempts, with no deadline of the
+	// caller's: small ones (one request) and large ones (resumable).
+	for _, size := range []int{1, 3 << 20} {
+		start := time.Now()
+		_, err := c.WriteSegment(ctx, pos, bytes.NewReader(make([]byte, size)))
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the GCS emulator at "+srv.Addr) || !strings.Contains(err.Error(), "after 2 attempts") {
+			t.Fatalf("%d-byte write during outage: %v", size, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("%d-byte write during outage gave up after %s", size, took)
+		}
 	}
 	srv.Start()
 	if _, err := c.WriteSegment(ctx, pos, bytes.NewReader([]byte("x"))); err != nil {
 		t.Fatalf("write after outage: %v", err)
 	}
-	if snaps, err := c.Snapshots(ctx, pos.Generation); err != nil || len(snaps) != 1 {
+	// The bound counts failed attempts, not an upload's requests.
+	if _, err := c.WriteSnapshot(ctx, pos.Generation, 1, bytes.NewReader(make([]byte, 5*gcs.ChunkSize/2))); err != nil {
+		t.Fatalf("a write of three chunks after outage: %v", err)
+	}
+	if snaps, err := c.Snapshots(ctx, pos.Generation); err != nil || len(snaps) != 2 {
 		t.Fatalf("snapshots after outage: %+v, %v", snaps, err)
 	}
 }
