@@ -70,9 +70,10 @@ func Restore(ctx context.Context, plan *RestorePlan, outputPath string, opt Rest
 			if p.reach.compare(prev.reach) < 0 {
 				how = fmt.Sprintf("reaches only %s, earlier than %s", p.reach, prev.reach)
 			}
-			logger.Warn("restoring from another replica", "failed", prev.Replica.Name, "replica", p.Replica.Name, "reach", how)
 			if opt.OnFallback != nil {
 				opt.OnFallback(prev, p, how, err)
+			} else {
+				logger.Warn("restoring from another replica", "failed", prev.Replica.Name, "error", err, "replica", p.Replica.Name, "reach", how)
 			}
 		}
 		attemptDir := filepath.Join(tmpDir, fmt.Sprintf("attempt-%d", i))
@@ -301,13 +302,23 @@ func quickCheck(ctx context.Context, path string) error {
 	return integrityCheck(ctx, path, IntegrityQuick)
 }
 
-// summarizeCheck says what a failed check found in one line.
-func summarizeCheck(pragma string, found []string) string {
+// summarizeCheck says what a failed check found in one line. A row may
+// hold several problems, a line each, under a "*** in database main ***"
+// heading.
+func summarizeCheck(pragma string, rows []string) string {
+	var found []string
+	for _, row := range rows {
+		for _, l := range strings.Split(row, "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "*** in database ") {
+				found = append(found, l)
+			}
+		}
+	}
 	count := fmt.Sprintf("%d problems", len(found))
 	switch {
 	case len(found) == 1:
 		count = "1 problem"
-	case len(found) >= checkRows:
+	case len(rows) >= checkRows:
 		count = fmt.Sprintf("%d problems or more", len(found))
 	}
 	shown := found[:min(len(found), checkShown)]
