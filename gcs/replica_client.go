@@ -396,13 +396,13 @@ func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error
 			}
 		}()
 	}
+feed:
 	for _, name := range names {
 		select {
 		case work <- name:
-			continue
 		case <-ctx.Done():
+			break feed // a delete failed, or the caller gave up
 		}
-		break
 	}
 	close(work)
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -284,5 +285,79 @@ func TestParseURL(t *testing.T) {
 		} else if strings.Contains(err.Error(), "secretpw") {
 			t.Errorf("%s: the password is in the error: %v", bad, err)
 		}
+	}
+}
+
+// TestStreamingMemory: a write and a read of an object many times the
+// chunk size keep the heap far below the object's size.
+func TestStreamingMemory(t *testing.T) {
+	srv := gcstest.StartServer(t)
+	srv.UseEmulator(t)
+	c := newClient(srv.CreateBucket(t))
+	ctx := context.Background()
+	const size = 96 << 20
+	peak := heapPeak(t)
+	if _, err := c.WriteSnapshot(ctx, "0123456789abcdef", 1, io.LimitReader(zeros{}, size)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.OpenSnapshot(ctx, "0123456789abcdef", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, rc)
+	rc.Close()
+	if err != nil || n != size {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	if p := peak(); p > size/3 {
+		t.Fatalf("heap peaked at %d MiB moving a %d MiB object", p>>20, size>>20)
+	} else {
+		t.Logf("heap peaked at %d MiB moving a %d MiB object", p>>20, size>>20)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// heapPeak samples the heap in use until the returned function is called,
+// which returns the largest sample above the heap at the start.
+func heapPeak(t *testing.T) func() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > base && ms.HeapInuse-base > peak.Load() {
+				peak.Store(ms.HeapInuse - base)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+	})
+	return func() uint64 {
+		close(done)
+		<-stopped
+		return peak.Load()
 	}
 }
