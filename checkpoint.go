@@ -136,8 +136,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 // Unless patient, it waits for the write lock only as long as retryBusy
 // spins (lockSpin), and otherwise puts the checkpoint off to the next sync:
 // a long wait ends with a large copy under the lock, which holds the
-// application's commits longer (docs/performance.md, "No long waits for
-// the lock").
+// application's commits longer (see docs/performance.md, "checkpoint.go").
 func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err error) {
 	ctx = context.WithoutCancel(ctx) // short, and must not stop half way through the lock dance
 	start := time.Now()
@@ -236,7 +235,8 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 
 // preCheckpointRounds bounds the PASSIVE checkpoints before the write lock,
 // and preCheckpointFrames is how many frames the application must have
-// written during one for another to pay.
+// written during one for another to pay (see docs/performance.md,
+// "checkpoint.go").
 const (
 	preCheckpointRounds = 3
 	preCheckpointFrames = 16
@@ -244,9 +244,8 @@ const (
 
 // checkpointBeforeLock copies most pages into the database while the
 // application goes on writing, so that the checkpoint under the write lock
-// is left with the last few frames, and the lock is held briefly
-// (docs/performance.md, "Large transactions: more rounds before the
-// lock"). Each round moves our read transaction to the WAL's committed end
+// is left with the last few frames, and the lock is held briefly (see
+// docs/performance.md, "checkpoint.go"). Each round moves our read transaction to the WAL's committed end
 // (the only way past our own read mark), copies the WAL up to at least
 // that snapshot, and only then runs a PASSIVE checkpoint; another round
 // follows when the application wrote at least preCheckpointFrames frames

@@ -60,10 +60,9 @@ func (c Codec) NewEncoder(w io.Writer) (io.WriteCloser, error) {
 		return nil, errors.New("replica has age identities but no recipients: add recipients to write an encrypted replica")
 	}
 	zw := lz4.NewWriter(dst)
-	// 64 KiB blocks, not v0.3's 4 MiB: LZ4 matches reach back 64 KiB at
-	// most, so larger blocks compress no better, while one that fits in
-	// cache is faster and each encoder holds 64 KiB instead of 4 MiB
-	// (docs/performance.md, "64 KiB LZ4 blocks"). Readers take any size.
+	// 64 KiB blocks, not v0.3's 4 MiB: LZ4 matches reach back 64 KiB, so
+	// larger blocks compress no better (see docs/performance.md,
+	// "codec.go"). Readers, v0.3's included, take any block size.
 	if err := zw.Apply(
 		lz4.BlockSizeOption(lz4.Block64Kb),
 		lz4.ChecksumOption(true),

@@ -17,25 +17,22 @@ import (
 	"github.com/litestream-go/litestream/internal/walformat"
 )
 
-// Engine defaults: Litestream v0.3's, but for MinCheckpointPageN. The
-// measurements behind each are in docs/performance.md.
+// Engine defaults: Litestream v0.3's, but for MinCheckpointPageN and
+// LargeTxCheckpointPageN (see docs/performance.md, "db.go").
 const (
 	DefaultMonitorInterval    = 1 * time.Second
 	DefaultCheckpointInterval = 1 * time.Minute
 	// DefaultMinCheckpointPageN is below SQLite's own wal_autocheckpoint
-	// (1000, also v0.3's default), so that the engine, not the
-	// application's commit, runs the checkpoint.
+	// (1000) so that the engine, not the application's commit, checkpoints.
 	DefaultMinCheckpointPageN = 500
 	DefaultMaxCheckpointPageN = 10000
-	// DefaultLargeTxCheckpointPageN replaces MinCheckpointPageN while the
-	// application's transactions are large (largeTxPages pages or more on
-	// average): each checkpoint's write lock blocks one commit, and large
-	// commits lose next to nothing to SQLite's own checkpoint attempts.
+	// DefaultLargeTxCheckpointPageN replaces MinCheckpointPageN while
+	// transactions are large: each checkpoint's write lock blocks a commit.
 	DefaultLargeTxCheckpointPageN = 1000
 )
 
 // largeTxPages is the average transaction size, in pages, from which
-// LargeTxCheckpointPageN applies: where 1000 pages began to beat 500.
+// LargeTxCheckpointPageN applies (see docs/performance.md, "db.go").
 const largeTxPages = 4
 
 // DB watches one SQLite database: it copies committed WAL frames into the

@@ -24,16 +24,12 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqliteBusy
 }
 
-// retryBusy runs fn until it does not fail with SQLITE_BUSY. An
-// application committing back to back frees the write lock only for
-// microseconds between transactions, so a waiter that sleeps, as SQLite's
-// own busy handler does, almost never wins it, and checkpoints starve
-// while the WAL grows. So for the first lockSpin it tries again at once,
-// yielding the processor in between, if there is more than one CPU; then
-// about every millisecond (Go's timers wake no sooner); and after a
-// second, when one long transaction holds the lock, every 5 ms
-// (docs/performance.md, "No long waits for the lock"). Its errors do not
-// say what waited: callers do.
+// retryBusy runs fn until it does not fail with SQLITE_BUSY. A busy
+// application frees the write lock only for microseconds between commits,
+// which a waiter that sleeps (as SQLite's busy handler does) almost never
+// wins: so it retries at once for lockSpin when there is more than one
+// CPU, then about every millisecond, and every 5 ms after a second (see
+// docs/performance.md, "db_conn_busy.go"). Callers say what waited.
 func retryBusy(ctx context.Context, fn func() error) error {
 	return retryBusyFor(ctx, writeLockTimeout, fn)
 }

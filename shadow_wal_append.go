@@ -93,9 +93,9 @@ func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeHeld 
 
 // fsyncPending fsyncs the current file if Append, under the write lock,
 // left committed bytes unsynced. The shadow must be durable before the WAL
-// can restart, which is only after the write lock is released; so the
-// fsync may run alongside the checkpoint made under the lock, and
-// DB.unlockWrite waits for it (docs/performance.md, "The shadow fsync beside the checkpoint").
+// can restart, which is only after the write lock is released: so the
+// fsync may run beside the checkpoint made under the lock, and
+// DB.unlockWrite waits for it (see docs/performance.md, "checkpoint.go").
 func (s *shadowWAL) fsyncPending() error {
 	if !s.needsFsync {
 		return nil

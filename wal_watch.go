@@ -8,7 +8,8 @@ import (
 )
 
 // walWatchInterval is how often the monitor looks at the WAL between syncs:
-// two small reads from the page cache, and no object-store request.
+// two small reads from the page cache, and no request to the store (see
+// docs/performance.md, "wal_watch.go").
 const walWatchInterval = 25 * time.Millisecond
 
 // walWatchRetry spaces the early syncs for one WAL header: a checkpoint
@@ -23,7 +24,8 @@ type walWatch struct {
 }
 
 // copyAheadFrames is how far the WAL may run ahead of the shadow WAL before
-// the monitor copies it, between syncs: 1 MiB of 4 KiB pages.
+// the monitor copies it between syncs (1 MiB of 4 KiB pages), so that the
+// copy and fsync before a checkpoint stay small.
 const copyAheadFrames = 256
 
 // walFull reports whether the WAL holds at least checkpointPageN frames
@@ -31,16 +33,12 @@ const copyAheadFrames = 256
 // same WAL header), or copyAheadFrames committed frames past what the
 // shadow WAL holds.
 //
-// Why the first: our read lock keeps the application's own checkpoints
-// from restarting the WAL, so between our syncs the WAL file would grow
-// past the size the application alone keeps it at, and a commit that
-// extends the file costs far more than one that reuses it (its fsync must
-// also commit the file's new blocks). Checking the frame at the threshold,
-// rather than the file's size, also sees a reused file fill up again.
-//
-// Why the second: otherwise the copy before each checkpoint takes the
-// whole WAL at once, and the application's commits wait behind its fsync
-// on a shared disk (docs/performance.md, "Copies spread over the cycle").
+// The first keeps the WAL file from growing past the size the application
+// alone keeps it at (our read transaction holds off its own restarts, and
+// a commit that extends the file costs far more than one that reuses it);
+// looking for the frame at the threshold, not at the file's size, also
+// sees a reused file fill up. The second spreads the copies over the
+// cycle (see docs/performance.md, "wal_watch.go").
 func (db *DB) walFull(seen *walWatch) bool {
 	if db.MinCheckpointPageN <= 0 {
 		return false
