@@ -62,7 +62,7 @@ const deleteWorkers = 16
 // prefix. Its zero value with Bucket set is ready to use.
 type ReplicaClient struct {
 	Bucket      string
-	Path        string // object name prefix, no leading or trailing slash
+	Path        string // object name prefix; a leading slash is part of the names, as in v0.3
 	MaxAttempts int    // per request, with backoff (default 10)
 
 	// OnOp, if set, is called after each request with "GET", "PUT",
@@ -161,7 +161,7 @@ func (c *ReplicaClient) name(rel string) string {
 	if p == "" {
 		return rel
 	}
-	return p + "/" + rel
+	return path.Join(p, rel)
 }
 
 // CheckStore tells, with one cheap request (a listing of at most one

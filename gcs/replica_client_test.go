@@ -268,6 +268,7 @@ func TestParseURL(t *testing.T) {
 		{"gcs://mybucket/", "mybucket", ""},
 		{"gcs://mybucket//a//b/", "mybucket", "a/b"},
 		{"gcs://my.bucket.example.com/x", "my.bucket.example.com", "x"},
+		{"gcs://mybucket/./a/../b", "mybucket", "b"},
 	} {
 		c, err := gcs.ParseURL(tc.url)
 		if err != nil {
@@ -276,6 +277,11 @@ func TestParseURL(t *testing.T) {
 		}
 		if c.Bucket != tc.bucket || c.Path != tc.path {
 			t.Errorf("%s: got bucket %q path %q", tc.url, c.Bucket, c.Path)
+		}
+	}
+	for p, want := range map[string]string{"": "", ".": "", "/": "/", "a/": "a", "/a//b/": "/a/b", "./a": "a"} {
+		if got := gcs.CleanPath(p); got != want {
+			t.Errorf("CleanPath(%q) = %q, want %q", p, got, want)
 		}
 	}
 	for _, bad := range []string{"gcs:///path", "gcs://", "s3://b/p", "gcs://u:secretpw@b/p", "gcs://b/p?x=1", "gcs:b"} {

@@ -8,8 +8,8 @@ import (
 )
 
 // ParseURL builds a client from a replica URL, gcs://BUCKET/PATH, where
-// PATH is the object name prefix, cleaned as Litestream v0.3 cleans it. The
-// URL carries no credentials and no query.
+// PATH is the object name prefix, cleaned and without a leading slash as
+// Litestream v0.3 reads it. The URL carries no credentials and no query.
 func ParseURL(s string) (*ReplicaClient, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -25,12 +25,20 @@ func ParseURL(s string) (*ReplicaClient, error) {
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return nil, fmt.Errorf("gcs URL %q takes no ?query or #fragment: use gcs://BUCKET/PATH", s)
 	}
-	return &ReplicaClient{Bucket: u.Host, Path: CleanPath(u.Path)}, nil
+	return &ReplicaClient{Bucket: u.Host, Path: strings.TrimPrefix(CleanPath(u.Path), "/")}, nil
 }
 
 // CleanPath returns an object name prefix as the client uses it: cleaned
-// (no empty or dot elements), without leading or trailing slashes.
+// (no empty or dot elements, no trailing slash), "" for none. A leading
+// slash stays: Litestream v0.3 keeps it in the object names of a config
+// file's path (path: /db gives /db/generations/...), so a replica it
+// wrote is found under the same names.
 func CleanPath(p string) string {
-	p = strings.Trim(path.Clean("/"+p), "/")
+	if p == "" {
+		return ""
+	}
+	if p = path.Clean(p); p == "." {
+		return ""
+	}
 	return p
 }

@@ -74,7 +74,8 @@ func TestGCSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := r.Client.(*gcs.ReplicaClient); c.Bucket != "bkt" || c.Path != "db/app" || r.Client.Type() != "gcs" {
+	// v0.3 keeps a path's leading slash in its object names.
+	if c := r.Client.(*gcs.ReplicaClient); c.Bucket != "bkt" || c.Path != "/db/app" || r.Client.Type() != "gcs" {
 		t.Fatalf("client %+v", c)
 	}
 
@@ -118,7 +119,10 @@ func TestGCSReplicaDests(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"URL and keys", two("url: gcs://bkt/app/", "type: gcs\n        bucket: bkt\n        path: /app"), []string{"line 7:", "writes to gcs://bkt/app, as does", "(line 4)"}},
+		{"URL and keys", two("url: gcs://bkt/app/", "type: gcs\n        bucket: bkt\n        path: app/"), []string{"line 7:", "writes to gcs://bkt/app, as does", "(line 4)"}},
+		{"keys with a leading slash", two("type: gcs\n        bucket: bkt\n        path: /app", "type: gcs\n        bucket: bkt\n        path: //app/"), []string{"line 9:", "writes to gcs://bkt//app, as does"}},
+		// Object names /app/... and app/... are not the same (v0.3 too).
+		{"leading slash or none", two("url: gcs://bkt/app", "type: gcs\n        bucket: bkt\n        path: /app"), nil},
 		{"slashes", two("url: gcs://bkt//app//", "url: gcs://bkt/app"), []string{"line 7:", "gcs://bkt/app"}},
 		{"prefix inside another", two("url: gcs://bkt/app", "url: gcs://bkt/app/b"), []string{"line 7:", "inside gcs://bkt/app", "must not nest"}},
 		{"bucket root", two("url: gcs://bkt", "url: gcs://bkt/app"), []string{"line 7:", "inside gcs://bkt,"}},

@@ -105,22 +105,36 @@ func TestV03InteropGCS(t *testing.T) {
 		restoreWith(t, v03, n, "gcs://"+bucket+"/app")
 	})
 
-	t.Run("v0.3 to ours", func(t *testing.T) {
-		bucket := srv.CreateBucket(t)
-		dir := t.TempDir()
-		dbPath := filepath.Join(dir, "app.db")
-		cfg := filepath.Join(dir, "v03.yml")
-		writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replicas:\n      - type: gcs\n        bucket: %s\n        path: app\n        sync-interval: 100ms\n", dbPath, bucket))
-		rep := Start(t, v03, "replicate", "-config", cfg)
-		w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
-		w.Wait(2 * time.Minute)
-		// v0.3 ships on its own schedule: give it a few sync intervals.
-		time.Sleep(3 * time.Second)
-		rep.Signal(syscall.SIGINT)
-		rep.Wait(time.Minute)
-		restoreAndVerify(t, w.LastCommitted(), "gcs://"+bucket+"/app")
-		// Our config, with v0.3's keys, reads it too.
-		restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath)
-		requireLive(t, dbPath, w.LastCommitted())
-	})
+	for _, prefix := range []string{"app", "/slashed/app"} {
+		t.Run("v0.3 to ours, path "+prefix, func(t *testing.T) { v03ToOursGCS(t, v03, srv, prefix) })
+	}
+}
+
+// v03ToOursGCS has v0.3 replicate a database to a fresh bucket under
+// prefix (its config's path: v0.3 keeps a leading slash in the object
+// names) and restores it with ours, from the same config and, for a
+// prefix without a leading slash, from the URL.
+func v03ToOursGCS(t *testing.T, v03 string, srv *gcstest.Server, prefix string) {
+	bucket := srv.CreateBucket(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	cfg := filepath.Join(dir, "v03.yml")
+	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replicas:\n      - type: gcs\n        bucket: %s\n        path: %s\n        sync-interval: 100ms\n", dbPath, bucket, prefix))
+	rep := Start(t, v03, "replicate", "-config", cfg)
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
+	w.Wait(2 * time.Minute)
+	// v0.3 ships on its own schedule: give it a few sync intervals.
+	time.Sleep(3 * time.Second)
+	rep.Signal(syscall.SIGINT)
+	rep.Wait(time.Minute)
+	names := srv.ObjectNames(t, bucket)
+	if len(names) == 0 || !strings.HasPrefix(names[0], prefix+"/generations/") {
+		t.Fatalf("v0.3 wrote %v, want names under %s/generations/", names, prefix)
+	}
+	if !strings.HasPrefix(prefix, "/") {
+		restoreAndVerify(t, w.LastCommitted(), "gcs://"+bucket+"/"+prefix)
+	}
+	// Our config, with v0.3's keys, reads it.
+	restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath)
+	requireLive(t, dbPath, w.LastCommitted())
 }
