@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -93,11 +94,13 @@ func auditGeneration(root, gen string) (listedNames, error) {
 			problems = append(problems, p)
 			return
 		}
-		ents, err := os.ReadDir(dir)
+		ents, err := os.ReadDir(dir) // sorted by name
 		if err != nil {
 			return // missing, or the client's listing reports it
 		}
-		seen := map[any]string{}
+		// Only a padded name can share a position with another name: of
+		// 100,000 segments, only those are kept (by canonical name).
+		padded := map[string]string{}
 		for _, e := range ents {
 			key, canonical, ok := parse(e.Name())
 			if !ok {
@@ -108,18 +111,24 @@ func auditGeneration(root, gen string) (listedNames, error) {
 				problems = append(problems, describeEntry(p, e.Type(), "a regular file"))
 				continue
 			}
-			if other, dup := seen[key]; dup {
+			if e.Name() == canonical {
+				continue
+			}
+			if other, dup := padded[canonical]; dup {
 				problems = append(problems, fmt.Sprintf("%s and %s name the same position", filepath.Join(dir, other), e.Name()))
 				continue
 			}
-			seen[key] = e.Name()
-			if e.Name() != canonical {
-				switch k := key.(type) {
-				case int:
-					names.snapshots[k] = e.Name()
-				case Pos:
-					names.segments[k] = e.Name()
-				}
+			padded[canonical] = e.Name()
+			switch k := key.(type) {
+			case int:
+				names.snapshots[k] = e.Name()
+			case Pos:
+				names.segments[k] = e.Name()
+			}
+		}
+		for canonical, name := range padded {
+			if _, found := slices.BinarySearchFunc(ents, canonical, func(e fs.DirEntry, n string) int { return strings.Compare(e.Name(), n) }); found {
+				problems = append(problems, fmt.Sprintf("%s and %s name the same position", filepath.Join(dir, canonical), name))
 			}
 		}
 	}
