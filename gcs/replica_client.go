@@ -467,7 +467,15 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, r io.Reader) (i
 	if err := w.Close(); err != nil {
 		return 0, time.Time{}, c.uploadFailed(name, bound, err)
 	}
-	c.op("PUT", total)
+	if whole {
+		c.op("PUT", total)
+	} else {
+		// A resumable upload: the session's start, then one request a chunk.
+		c.op("PUT", 0)
+		for left := total; left > 0; left -= ChunkSize {
+			c.op("PUT", min(left, ChunkSize))
+		}
+	}
 	created := time.Now()
 	if a := w.Attrs(); a != nil && !a.Created.IsZero() {
 		created = a.Created

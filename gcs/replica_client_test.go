@@ -80,6 +80,37 @@ func TestOpsCounted(t *testing.T) {
 	if puts.Load() != 1 || gets.Load() != 1 || lists.Load() != 1 || deletes.Load() != 1 || putBytes.Load() != 3 || getBytes.Load() != 3 {
 		t.Fatalf("puts %d (%d bytes) gets %d (%d bytes) lists %d deletes %d", puts.Load(), putBytes.Load(), gets.Load(), getBytes.Load(), lists.Load(), deletes.Load())
 	}
+	// A resumable upload of two chunks and a half: its start and three.
+	puts.Store(0)
+	putBytes.Store(0)
+	size := int64(5 * gcs.ChunkSize / 2)
+	if _, err := c.WriteSnapshot(ctx, pos.Generation, 0, io.LimitReader(zeros{}, size)); err != nil {
+		t.Fatal(err)
+	}
+	if puts.Load() != 4 || putBytes.Load() != size {
+		t.Fatalf("a %d-byte upload counted %d PUTs of %d bytes, want 4 of %d", size, puts.Load(), putBytes.Load(), size)
+	}
+}
+
+// TestIdle: a client that has done its work sends nothing more: nothing
+// polls, refreshes or keeps a connection busy.
+func TestIdle(t *testing.T) {
+	srv := gcstest.StartServer(t)
+	proxy := gcstest.StartFaultProxy(t, srv, 1)
+	proxy.UseEmulator(t)
+	c := newClient(srv.CreateBucket(t))
+	ctx := context.Background()
+	if err := c.CheckStore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteSegment(ctx, litestream.Pos{Generation: "0123456789abcdef"}, bytes.NewReader([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	before := proxy.Requests.Load()
+	time.Sleep(3 * time.Second)
+	if n := proxy.Requests.Load() - before; n != 0 {
+		t.Fatalf("%d requests while idle", n)
+	}
 }
 
 // TestResumedDownload: a download whose body is cut short mid-way, again

@@ -26,6 +26,7 @@ type Faults struct {
 // -public-host still matches. It counts what it injected.
 type FaultProxy struct {
 	Addr     string
+	Requests atomic.Int64 // every request that reached the proxy
 	Injected atomic.Int64
 	mu       sync.Mutex
 	faults   Faults
@@ -94,6 +95,7 @@ func isDownload(r *http.Request) bool {
 }
 
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request, rp *httputil.ReverseProxy) {
+	p.Requests.Add(1)
 	p.mu.Lock()
 	f := p.faults
 	fail := p.failNext > 0
