@@ -1,7 +1,3 @@
-// Package litestream replicates a live SQLite database to replicas (a
-// directory, S3-compatible object storage) by copying its WAL into a shadow
-// WAL and shipping snapshots and WAL segments, and restores it again. The
-// replica layout is that of Litestream v0.3.
 package litestream
 
 import (
