@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,10 @@ type Config struct {
 	// Notes says what loading decided that the file does not spell out
 	// (a name given to an unnamed replica), for the startup log.
 	Notes []string `yaml:"-"`
+	// Warnings names keys that load but mean nothing where they are (an
+	// S3 key on an SFTP replica): v0.3 ignores them, so a v0.3 config
+	// still loads, and the startup log says which.
+	Warnings []string `yaml:"-"`
 }
 
 // LoggingConfig selects the log level, format and stream.
@@ -552,6 +557,7 @@ func (r *ReplicaConfig) normalize(c *Config) error {
 			return fmt.Errorf("%sreplica needs a path (a directory) or a url (file:// or s3://)", at)
 		}
 	}
+	c.Warnings = append(c.Warnings, r.ignoredKeys()...)
 	switch r.Type {
 	case "file":
 		if r.Path == "" {
@@ -601,6 +607,49 @@ func (r *ReplicaConfig) normalize(c *Config) error {
 		}
 	}
 	return nil
+}
+
+// backendKeys lists, per replica type, the backend keys it reads; the
+// other backends' keys mean nothing to it.
+var backendKeys = map[string][]string{
+	"file": {},
+	"s3":   {"bucket", "region", "endpoint", "force-path-style", "skip-verify", "access-key-id", "secret-access-key"},
+	"gcs":  {"bucket"},
+	"abs":  {"bucket", "endpoint", "account-name", "account-key"},
+	"sftp": {"host", "user", "password", "key-path", "host-key", "known-hosts-path"},
+}
+
+// ignoredKeys returns a warning for each backend key set on a replica whose
+// type does not read it. Values are never shown: the key may be a secret.
+func (r *ReplicaConfig) ignoredKeys() []string {
+	known, ok := backendKeys[r.Type]
+	if !ok {
+		return nil
+	}
+	set := map[string]bool{
+		"bucket": r.Bucket != "", "region": r.Region != "", "endpoint": r.Endpoint != "",
+		"force-path-style": r.ForcePathStyle != nil, "skip-verify": r.SkipVerify,
+		"access-key-id": r.AccessKeyID != "", "secret-access-key": r.SecretAccessKey != "",
+		"account-name": r.AccountName != "", "account-key": r.AccountKey != "",
+		"host": r.Host != "", "user": r.User != "", "password": r.Password != "", "key-path": r.KeyPath != "",
+		"host-key": r.HostKey != "", "known-hosts-path": r.KnownHostsPath != "",
+	}
+	var ignored []string
+	for key, isSet := range set {
+		if isSet && !slices.Contains(known, key) {
+			ignored = append(ignored, key)
+		}
+	}
+	if len(ignored) == 0 {
+		return nil
+	}
+	sort.Strings(ignored)
+	hint := ""
+	if r.Type == "gcs" && slices.Contains(ignored, "endpoint") {
+		hint = " (for a GCS emulator, set STORAGE_EMULATOR_HOST=HOST:PORT in the environment)"
+	}
+	return []string{fmt.Sprintf("%s%s replica: %s ignored: %s not apply to this type, as in v0.3%s",
+		atLine(r.Line), r.Type, strings.Join(ignored, ", "), map[bool]string{true: "it does", false: "they do"}[len(ignored) == 1], hint)}
 }
 
 // atLine returns "line N: " for an entry read from the config file, and ""

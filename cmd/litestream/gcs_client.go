@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sort"
-	"strings"
 
 	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/gcs"
@@ -41,29 +39,6 @@ func parseGCSURL(s, shown string, u *url.URL) (*ReplicaConfig, error) {
 func checkGCSConfig(rc *ReplicaConfig, c *Config) error {
 	if rc.URL == "" && rc.Bucket == "" {
 		return errors.New("gcs replica needs a url (gcs://BUCKET/PATH) or a bucket")
-	}
-	if rc.Endpoint != "" {
-		return errors.New("endpoint does not apply to a gcs replica: to use a GCS emulator, set STORAGE_EMULATOR_HOST=HOST:PORT in the environment")
-	}
-	var foreign []string
-	for key, set := range map[string]bool{
-		"region": rc.Region != "", "force-path-style": rc.ForcePathStyle != nil, "skip-verify": rc.SkipVerify,
-		"access-key-id": rc.AccessKeyID != "", "secret-access-key": rc.SecretAccessKey != "",
-		"account-name": rc.AccountName != "", "account-key": rc.AccountKey != "",
-		"host": rc.Host != "", "user": rc.User != "", "password": rc.Password != "", "key-path": rc.KeyPath != "",
-		"host-key": rc.HostKey != "", "known-hosts-path": rc.KnownHostsPath != "",
-	} {
-		if set {
-			foreign = append(foreign, key)
-		}
-	}
-	if len(foreign) > 0 {
-		sort.Strings(foreign)
-		verb := "do"
-		if len(foreign) == 1 {
-			verb = "does"
-		}
-		return fmt.Errorf("%s %s not apply to a gcs replica (it takes url, or bucket and path; %s)", strings.Join(foreign, ", "), verb, gcsCredentialsHint)
 	}
 	_, err := newGCSClient(rc, nil)
 	return err

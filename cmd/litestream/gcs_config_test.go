@@ -84,9 +84,6 @@ func TestGCSConfig(t *testing.T) {
 		{"url and bucket", "url: gcs://bkt/app\n        bucket: bkt", "line 4: replica has both url and bucket"},
 		{"url and path", "url: gcs://bkt/app\n        path: app", "line 4: replica has both path and url"},
 		{"type and scheme", "type: s3\n        url: gcs://bkt/app", `line 4: type "s3" does not match url scheme "gcs"`},
-		{"endpoint", "url: gcs://bkt/app\n        endpoint: http://localhost:4443", "line 4: endpoint does not apply to a gcs replica: to use a GCS emulator, set STORAGE_EMULATOR_HOST"},
-		{"s3 keys", "type: gcs\n        bucket: bkt\n        access-key-id: AKIA\n        secret-access-key: S3SECRET\n        region: r", "line 4: access-key-id, region, secret-access-key do not apply to a gcs replica"},
-		{"sftp keys", "url: gcs://bkt/app\n        password: PWSECRET", "line 4: password does not apply to a gcs replica"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(one(tc.replica)), false)
@@ -99,6 +96,22 @@ func TestGCSConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// Other backends' keys load, as in v0.3, which ignores them; the
+	// startup log says so, without their values.
+	for _, tc := range []struct{ replica, want string }{
+		{"url: gcs://bkt/app\n        endpoint: http://localhost:4443", "line 4: gcs replica: endpoint ignored: it does not apply to this type, as in v0.3 (for a GCS emulator, set STORAGE_EMULATOR_HOST=HOST:PORT in the environment)"},
+		{"type: gcs\n        bucket: bkt\n        access-key-id: AKIA\n        secret-access-key: S3SECRET\n        region: r", "line 4: gcs replica: access-key-id, region, secret-access-key ignored: they do not apply to this type, as in v0.3"},
+		{"url: gcs://bkt/app\n        password: PWSECRET", "line 4: gcs replica: password ignored: it does not apply to this type, as in v0.3"},
+	} {
+		cfg, err := ParseConfig([]byte(one(tc.replica)), false)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.replica, err)
+		}
+		if len(cfg.Warnings) != 1 || cfg.Warnings[0] != tc.want || strings.Contains(cfg.Warnings[0], "SECRET") {
+			t.Errorf("warnings %q, want %q", cfg.Warnings, tc.want)
+		}
 	}
 
 	// Global S3 keys are for S3 replicas: a gcs replica beside them is

@@ -73,6 +73,9 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	for _, n := range cfg.Notes {
 		logger.Info("config: " + n)
 	}
+	for _, w := range cfg.Warnings {
+		logger.Warn("config: " + w)
+	}
 	switch {
 	case len(cfg.DBs) == 0 && cfg.Exec == "":
 		return errors.New("no databases to replicate: list them under dbs: in the config file, or pass DB_PATH REPLICA_URL")
