@@ -22,6 +22,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/internal/s3test"
 )
 
@@ -58,6 +59,11 @@ type bench struct {
 	s3         *s3test.Process
 	bucket     string
 	report     Report
+
+	keep       string                    // -keep: the restore section's directory, reused across runs
+	rounds     int                       // -rounds: restore rounds, when not 0
+	cpuprofile string                    // -cpuprofile: profile of the file replica's restores
+	check      litestream.IntegrityCheck // -integrity-check of the timed restores
 }
 
 func main() {
@@ -74,8 +80,18 @@ func main() {
 	out := flag.String("o", "bench.json", "JSON report path")
 	quick := flag.Bool("quick", false, "small sizes, for a fast check (figures are not representative)")
 	only := flag.String("only", "", "comma-separated sections to run (overhead,lag,restore,resources,cost)")
+	keep := flag.String("keep", "", "restore section: build its database and file replica in this directory once, and reuse them")
+	rounds := flag.Int("rounds", 0, "restore section: rounds of cp and restores (default 5)")
+	cpuprofile := flag.String("cpuprofile", "", "restore section: write a CPU profile of the file replica's restores here")
+	check := flag.String("integrity-check", "quick", "restore section: the timed restores' check (none, quick, full)")
 	flag.Parse()
-	if err := run(*out, *quick, *only); err != nil {
+	ic, err := litestream.ParseIntegrityCheck(*check)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	opts := &bench{keep: *keep, rounds: *rounds, cpuprofile: *cpuprofile, check: ic}
+	if err := run(*out, *quick, *only, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -99,13 +115,14 @@ func helperMain(args []string) func(context.Context) error {
 	return nil
 }
 
-func run(out string, quick bool, only string) error {
+func run(out string, quick bool, only string, opts *bench) error {
 	dir, err := os.MkdirTemp("", "litestream-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{quick: quick, dir: dir, bucket: "bench"}
+	b := opts
+	b.quick, b.dir, b.bucket = quick, dir, "bench"
 	b.report = Report{Date: time.Now().UTC().Format(time.RFC3339), Cores: runtime.NumCPU(), MemGiB: memGiB(), Go: runtime.Version(), SQLite: sqliteVersion(), Quick: quick}
 	if err := b.build(); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -28,75 +29,35 @@ func (b *bench) restore(ctx context.Context) error {
 	if b.quick {
 		size, history = 48<<20, 24<<20
 	}
-	dir, err := os.MkdirTemp(b.dir, "restore-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "app.db")
-	fmt.Fprintf(os.Stderr, "   building a %d MB database with %d MB of WAL history\n", size>>20, history>>20)
-	sdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=synchronous(off)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return err
-	}
-	defer sdb.Close()
-	sdb.SetMaxOpenConns(1)
-	if _, err := sdb.ExecContext(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)"); err != nil {
-		return err
-	}
-	const rowBytes, batch = 3000, 2000
-	rows := 0
-	for st, _ := os.Stat(path); st == nil || st.Size() < size; st, _ = os.Stat(path) {
-		if _, err := sdb.ExecContext(ctx, fmt.Sprintf("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSERT INTO t (payload) SELECT randomblob(%d) FROM c", batch, rowBytes)); err != nil {
+	dir := b.keep
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp(b.dir, "restore-"); err != nil {
 			return err
 		}
-		rows += batch
-	}
-	if _, err := sdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-
-	db := litestream.NewDB(path)
-	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	path := filepath.Join(dir, "app.db")
 	fileRep := litestream.NewReplica("file", file.NewReplicaClient(filepath.Join(dir, "replica")))
 	s3Rep := litestream.NewReplica("s3", &s3.ReplicaClient{Bucket: b.bucket, Path: "restore", Endpoint: b.s3.Endpoint(), AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey})
-	db.AddReplica(fileRep)
-	db.AddReplica(s3Rep)
-	defer db.Close(ctx)
-	syncAll := func() error {
-		if err := db.Sync(ctx); err != nil {
+	built := filepath.Join(dir, "built")
+	if _, err := os.Stat(built); err == nil {
+		// -keep: the database and the file replica of an earlier run; the
+		// S3 server is new, so the replica's files are copied to it.
+		fmt.Fprintf(os.Stderr, "   reusing %s, copying its replica to S3\n", dir)
+		if err := copyReplica(ctx, fileRep.Client, s3Rep.Client); err != nil {
 			return err
 		}
-		for _, r := range db.Replicas {
-			if err := r.Sync(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := syncAll(); err != nil {
-		return err
-	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	for i := 0; db.Stats().WALBytes < history; i++ {
-		ids := make([]string, 25)
-		for j := range ids {
-			ids[j] = fmt.Sprint(1 + rng.IntN(rows))
-		}
-		if _, err := sdb.ExecContext(ctx, fmt.Sprintf("UPDATE t SET payload = randomblob(%d) WHERE id IN (%s)", rowBytes, strings.Join(ids, ","))); err != nil {
+	} else {
+		if err := buildRestoreDB(ctx, path, size, history, fileRep, s3Rep); err != nil {
 			return err
 		}
-		if i%10 == 9 {
-			if err := syncAll(); err != nil {
-				return err
-			}
+		if err := os.WriteFile(built, nil, 0o644); err != nil {
+			return err
 		}
 	}
-	if err := syncAll(); err != nil {
-		return err
-	}
-	segs, _ := fileRep.Client.Segments(ctx, fileRep.Pos().Generation)
-	fmt.Fprintf(os.Stderr, "   %d segments, %d MB of WAL shipped\n", len(segs), db.Stats().WALBytes>>20)
 
 	st, _ := os.Stat(path)
 	mb := float64(st.Size()) / 1e6
@@ -108,6 +69,9 @@ func (b *bench) restore(ctx context.Context) error {
 	rounds := 5
 	if b.quick {
 		rounds = 1
+	}
+	if b.rounds > 0 {
+		rounds = b.rounds
 	}
 	steps := []string{"cp", "file", "s3"}
 	times := map[string][]time.Duration{}
@@ -124,7 +88,7 @@ func (b *bench) restore(ctx context.Context) error {
 				if step == "s3" {
 					r = s3Rep
 				}
-				d, segments, err = timeRestore(ctx, r, filepath.Join(dir, "restored-"+r.Name+".db"))
+				d, segments, err = b.timeRestore(ctx, r, filepath.Join(dir, "restored-"+r.Name+".db"), b.check)
 			}
 			if err != nil {
 				return err
@@ -172,10 +136,23 @@ func timeCopy(src, dst string) (time.Duration, error) {
 
 // timeRestore times a restore of r's latest state to out, from no dirty
 // pages, and returns the number of segments it applied.
-func timeRestore(ctx context.Context, r *litestream.Replica, out string) (time.Duration, int, error) {
+// With -cpuprofile, the restores from the file replica are profiled into
+// it (the last one's profile is kept).
+func (b *bench) timeRestore(ctx context.Context, r *litestream.Replica, out string, check litestream.IntegrityCheck) (time.Duration, int, error) {
 	syscall.Sync()
+	if b.cpuprofile != "" && r.Name == "file" {
+		f, err := os.Create(b.cpuprofile)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
-	opt := litestream.RestoreOptions{Index: litestream.NoIndex}
+	opt := litestream.RestoreOptions{Index: litestream.NoIndex, IntegrityCheck: check}
 	plan, err := litestream.PlanRestore(ctx, []*litestream.Replica{r}, opt)
 	if err != nil {
 		return 0, 0, err
@@ -186,4 +163,114 @@ func timeRestore(ctx context.Context, r *litestream.Replica, out string) (time.D
 	}
 	d := time.Since(start)
 	return d, len(plan.Segments), os.Remove(out)
+}
+
+// buildRestoreDB writes a database of size bytes at path, then a WAL
+// history of history bytes of random updates, replicated to reps.
+func buildRestoreDB(ctx context.Context, path string, size, history int64, reps ...*litestream.Replica) error {
+	fmt.Fprintf(os.Stderr, "   building a %d MB database with %d MB of WAL history\n", size>>20, history>>20)
+	sdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=synchronous(off)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer sdb.Close()
+	sdb.SetMaxOpenConns(1)
+	if _, err := sdb.ExecContext(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)"); err != nil {
+		return err
+	}
+	const rowBytes, batch = 3000, 2000
+	rows := 0
+	for st, _ := os.Stat(path); st == nil || st.Size() < size; st, _ = os.Stat(path) {
+		if _, err := sdb.ExecContext(ctx, fmt.Sprintf("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSERT INTO t (payload) SELECT randomblob(%d) FROM c", batch, rowBytes)); err != nil {
+			return err
+		}
+		rows += batch
+	}
+	if _, err := sdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return err
+	}
+
+	db := litestream.NewDB(path)
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, r := range reps {
+		db.AddReplica(r)
+	}
+	defer db.Close(ctx)
+	syncAll := func() error {
+		if err := db.Sync(ctx); err != nil {
+			return err
+		}
+		for _, r := range db.Replicas {
+			if err := r.Sync(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := syncAll(); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := 0; db.Stats().WALBytes < history; i++ {
+		ids := make([]string, 25)
+		for j := range ids {
+			ids[j] = fmt.Sprint(1 + rng.IntN(rows))
+		}
+		if _, err := sdb.ExecContext(ctx, fmt.Sprintf("UPDATE t SET payload = randomblob(%d) WHERE id IN (%s)", rowBytes, strings.Join(ids, ","))); err != nil {
+			return err
+		}
+		if i%10 == 9 {
+			if err := syncAll(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := syncAll(); err != nil {
+		return err
+	}
+	segs, _ := reps[0].Client.Segments(ctx, reps[0].Pos().Generation)
+	fmt.Fprintf(os.Stderr, "   %d segments, %d MB of WAL shipped\n", len(segs), db.Stats().WALBytes>>20)
+	return nil
+}
+
+// copyReplica copies every generation's stored snapshots and segments
+// from one replica client to another, as they are (still compressed).
+func copyReplica(ctx context.Context, from, to litestream.ReplicaClient) error {
+	gens, err := from.Generations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, gen := range gens {
+		snaps, err := from.Snapshots(ctx, gen)
+		if err != nil {
+			return err
+		}
+		for _, s := range snaps {
+			rc, err := from.OpenSnapshot(ctx, gen, s.Index)
+			if err != nil {
+				return err
+			}
+			_, err = to.WriteSnapshot(ctx, gen, s.Index, rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+		}
+		segs, err := from.Segments(ctx, gen)
+		if err != nil {
+			return err
+		}
+		for _, s := range segs {
+			rc, err := from.OpenSegment(ctx, s.Pos())
+			if err != nil {
+				return err
+			}
+			_, err = to.WriteSegment(ctx, s.Pos(), rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
