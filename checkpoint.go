@@ -23,18 +23,10 @@ func (db *DB) checkpointIfNeeded(ctx context.Context) error {
 		return nil
 	}
 	pages := db.shadowPages()
-	// After a checkpoint that a reader kept from completing, the page
-	// count tier waits for another threshold's worth of pages: trying
-	// again at every sync would take the write lock, and delay the
-	// application's commits, for nothing while the reader lasts.
-	threshold := db.checkpointPageN()
-	minPages := threshold
-	if b := db.ckptBlocked; b.pages > 0 && b.generation == db.generation && b.index == db.shadow.Index() {
-		minPages = b.pages + threshold
-	}
+	minPages := db.ckpt.minPages(db.generation, db.shadow.Index(), db.checkpointPageN())
 	due := (db.MinCheckpointPageN > 0 && pages >= minPages) ||
-		(db.CheckpointInterval > 0 && pages > 1 && time.Since(db.lastCheckpoint) >= db.CheckpointInterval)
-	putOff := db.ckptPutOff
+		(db.CheckpointInterval > 0 && pages > 1 && time.Since(db.ckpt.last) >= db.CheckpointInterval)
+	putOff := db.ckpt.putOff
 	db.mu.Unlock()
 	if !due {
 		return nil
@@ -140,7 +132,7 @@ func (db *DB) startLocked(ctx context.Context) error {
 func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err error) {
 	ctx = context.WithoutCancel(ctx) // short, and must not stop half way through the lock dance
 	start := time.Now()
-	db.lastCheckpoint = start
+	db.ckpt.last = start
 	db.restartAllowed = false
 	defer func() {
 		db.stats.Checkpoints++
@@ -166,12 +158,12 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 	} else if ok, err := db.conns.tryLockWrite(ctx, lockSpin); err != nil {
 		return err
 	} else if !ok {
-		db.ckptPutOff++
+		db.ckpt.putOff++
 		db.stats.CheckpointsPutOff++
-		db.Logger.Debug("checkpoint put off: the application kept the write lock", "db", db.path, "times_in_a_row", db.ckptPutOff)
+		db.Logger.Debug("checkpoint put off: the application kept the write lock", "db", db.path, "times_in_a_row", db.ckpt.putOff)
 		return nil
 	}
-	db.ckptPutOff = 0
+	db.ckpt.putOff = 0
 	locked := time.Now()
 	// Named results, so that an unlock error is not overwritten by the
 	// function's own.
@@ -222,10 +214,10 @@ func (db *DB) checkpointLocked(ctx context.Context, shrink, patient bool) (err e
 		return fmt.Errorf("checkpoint: %s; a new generation starts", db.newGenReason)
 	}
 	if !res.complete() || res.walFrames == 0 {
-		db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
+		db.ckpt.block(db.generation, db.shadow.Index(), db.shadowPages())
 		return nil
 	}
-	db.ckptBlocked = ckptBlocked{}
+	db.ckpt.blocked = ckptBlocked{}
 	db.restartAllowed = true
 	if err := db.conns.bumpSeq(ctx, shrink); err != nil {
 		return err
@@ -278,7 +270,7 @@ func (db *DB) checkpointBeforeLock(ctx context.Context) (held bool, err error) {
 		db.stats.CheckpointRounds++
 		if !res.busy && res.done < before {
 			db.Logger.Debug("checkpoint held back by a reader", "db", db.path, "frames", res.walFrames, "checkpointed", res.done)
-			db.ckptBlocked = ckptBlocked{generation: db.generation, index: db.shadow.Index(), pages: db.shadowPages()}
+			db.ckpt.block(db.generation, db.shadow.Index(), db.shadowPages())
 			return true, nil
 		}
 		if res.busy || res.walFrames < 0 || round == preCheckpointRounds-1 {
@@ -306,11 +298,46 @@ func (db *DB) walHasFrame(off int64) bool {
 	return walformat.HasFrame(f, db.shadow.Header(), off)
 }
 
+// checkpointState is what the checkpoint policy remembers between syncs.
+// DB.mu guards it. The rules it keeps:
+//  1. last is the time of our last checkpoint attempt, or of the DB's
+//     open: the CheckpointInterval tier counts from it.
+//  2. putOff counts the policy checkpoints in a row that gave up on the
+//     write lock; taking the lock resets it, and once it reaches
+//     maxCheckpointPutOffs the next policy checkpoint waits for the lock.
+//  3. blocked is where a checkpoint last stopped short of the WAL's end
+//     (a reader held it back). It counts only for that generation and
+//     shadow index, and a complete checkpoint clears it.
+type checkpointState struct {
+	last    time.Time
+	putOff  int
+	blocked ckptBlocked
+}
+
 // ckptBlocked records where a checkpoint last failed to complete.
 type ckptBlocked struct {
 	generation string
 	index      int
 	pages      int
+}
+
+// block records that a checkpoint at pages pages of the shadow index of
+// generation gen did not complete.
+func (s *checkpointState) block(gen string, index, pages int) {
+	s.blocked = ckptBlocked{generation: gen, index: index, pages: pages}
+}
+
+// minPages returns the page count at which the page tier makes a
+// checkpoint due in shadow index index of generation gen: threshold, or,
+// after a checkpoint that a reader kept from completing there, another
+// threshold's worth of pages past it. Trying again at every sync would
+// take the write lock, and delay the application's commits, for nothing
+// while the reader lasts.
+func (s *checkpointState) minPages(gen string, index, threshold int) int {
+	if b := s.blocked; b.pages > 0 && b.generation == gen && b.index == index {
+		return b.pages + threshold
+	}
+	return threshold
 }
 
 // checkpointPageN returns the page count that makes a checkpoint due:

@@ -69,12 +69,10 @@ type DB struct {
 	lastSyncErr    error // of the last sync, nil when it succeeded
 	generation     string
 	shadow         *shadowWAL
-	restartAllowed bool      // our last checkpoint backfilled the whole WAL; one restart may follow
-	ckptPutOff     int       // policy checkpoints put off in a row (see checkpointLocked)
-	readFloor      Pos       // at or past our read transaction's snapshot: the end of the first copy after it began, or the WAL end a checkpoint saw
-	started        bool      // the first sync under the write lock is done
-	lastCheckpoint time.Time // time of our last checkpoint attempt
-	ckptBlocked    ckptBlocked
+	restartAllowed bool // our last checkpoint backfilled the whole WAL; one restart may follow
+	readFloor      Pos  // at or past our read transaction's snapshot: the end of the first copy after it began, or the WAL end a checkpoint saw
+	started        bool // the first sync under the write lock is done
+	ckpt           checkpointState
 	changed        chan struct{}
 	stats          DBStats
 	marks          copyMarks // when recent shadow positions were reached, for replica lag
@@ -413,7 +411,7 @@ func (db *DB) init(ctx context.Context) error {
 		return err
 	}
 	db.conns, db.files, db.pageSize = conns, files, pageSize
-	db.lastCheckpoint = time.Now() // the interval counts from the start
+	db.ckpt.last = time.Now() // the interval counts from the start
 
 	if db.shadow != nil {
 		db.Logger.Info("database reopened", "db", db.path, "generation", db.generation)
