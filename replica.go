@@ -113,6 +113,21 @@ type StoreChecker interface {
 // with server errors (5xx, throttling).
 var ErrStoreBusy = errors.New("the store answered only with server errors")
 
+// ErrReplicaDamaged is wrapped by every error of a restore (and so of a
+// validation) that found a stored object damaged: content that does not
+// decode, a segment that decodes to more or fewer bytes than the next one's
+// offset allows, an empty snapshot, a restored database that fails SQLite's
+// check. Another replica may still hold the data; the same bytes fail again.
+var ErrReplicaDamaged = errors.New("the replica is damaged")
+
+// damaged returns err, with its message, also wrapping ErrReplicaDamaged.
+func damaged(err error) error { return damagedError{err} }
+
+type damagedError struct{ err error }
+
+func (e damagedError) Error() string   { return e.err.Error() }
+func (e damagedError) Unwrap() []error { return []error{e.err, ErrReplicaDamaged} }
+
 // outageWarnInterval is how often a replica whose syncs keep failing says
 // so again, with the backlog waiting for it.
 const outageWarnInterval = time.Minute

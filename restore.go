@@ -162,7 +162,7 @@ func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt Rest
 		return "", localError{fmt.Errorf("write restored database: %w", err)}
 	}
 	if checkErr != nil {
-		return "", fmt.Errorf("restored database fails SQLite's check, the replica is damaged (%s): %w", plan, checkErr)
+		return "", fmt.Errorf("restored database fails SQLite's check, %w (%s): %w", ErrReplicaDamaged, plan, checkErr)
 	}
 	logger.Info("restore complete", "replica", plan.Replica.Name, "pages_written", pages,
 		"download", downloaded.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
@@ -422,7 +422,7 @@ func (d *downloader) snapshot(ctx context.Context, path string) error {
 			return err
 		}
 		if n == 0 {
-			return errNoRetry{errors.New("empty (0 bytes once decoded): not a database")}
+			return errNoRetry{damaged(errors.New("empty (0 bytes once decoded): not a database"))}
 		}
 		if err := f.Close(); err != nil {
 			return localError{fmt.Errorf("write %s: %w", path, err)}
@@ -485,8 +485,8 @@ func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
 					}
 					if bound >= 0 && n < bound {
 						next := j.g.segs[j.i+1]
-						return errNoRetry{fmt.Errorf("decodes to %d bytes, but the next segment, %s, starts %d bytes after it: a segment is missing or damaged",
-							n, SegmentName(next.Index, next.Offset), bound)}
+						return errNoRetry{damaged(fmt.Errorf("decodes to %d bytes, but the next segment, %s, starts %d bytes after it: a segment is missing or damaged",
+							n, SegmentName(next.Index, next.Offset), bound))}
 					}
 					if err := f.Close(); err != nil {
 						return localError{fmt.Errorf("write %s: %w", j.g.path, err)}
@@ -552,13 +552,13 @@ func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off,
 			declared = true
 			if size := declaredSize(dec); size > 0 {
 				if limit >= 0 && size != limit {
-					return n, errNoRetry{fmt.Errorf("declares %d bytes of content, but the next segment starts %d bytes after it: the replica is damaged", size, limit)}
+					return n, errNoRetry{fmt.Errorf("declares %d bytes of content, but the next segment starts %d bytes after it: %w", size, limit, ErrReplicaDamaged)}
 				}
 				limit = size
 			}
 		}
 		if limit >= 0 && n+int64(m) > limit {
-			return n, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: the replica is damaged; stopped there", limit)}
+			return n, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: %w; stopped there", limit, ErrReplicaDamaged)}
 		}
 		if m > 0 {
 			if _, err := w.WriteAt(buf[:m], off+n); err != nil {
@@ -599,7 +599,7 @@ type errCorrupt struct{ err error }
 func (e errCorrupt) Error() string {
 	return "damaged or unreadable: " + strings.Replace(e.err.Error(), "lz4: lz4: ", "lz4: ", 1)
 }
-func (e errCorrupt) Unwrap() error { return e.err }
+func (e errCorrupt) Unwrap() []error { return []error{e.err, ErrReplicaDamaged} }
 
 // errNoRetry marks a failure that the same bytes would give again: a
 // decoded length that contradicts the listing, an empty snapshot.

@@ -189,8 +189,8 @@ func (x *segmentIndex) apply(dbPath string, plan *RestorePlan) (int, error) {
 	// a checkpoint after a VACUUM truncated.)
 	snapPages := (fi.Size() + int64(dbPageSize) - 1) / int64(dbPageSize)
 	if limit := snapPages + x.frames + 1; int64(x.dbSize) > limit {
-		return 0, fmt.Errorf("generation %s: the last commit sets the database size to %d pages, more than the snapshot's %d pages and the %d frames applied can make: the replica is damaged",
-			plan.Generation, x.dbSize, snapPages, x.frames)
+		return 0, fmt.Errorf("generation %s: the last commit sets the database size to %d pages, more than the snapshot's %d pages and the %d frames applied can make: %w",
+			plan.Generation, x.dbSize, snapPages, x.frames, ErrReplicaDamaged)
 	}
 	return writePages(dbPath, dbPageSize, x.pages, x.dbSize, x.groups)
 }

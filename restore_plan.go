@@ -575,8 +575,8 @@ func planGeneration(c candidate, opt RestoreOptions) (*RestorePlan, error) {
 		return nil, fmt.Errorf("%w: generation %s has no snapshot at or before the requested point", ErrNoBackup, c.gen)
 	}
 	if snap.Size == 0 {
-		return nil, fmt.Errorf("replica %s: generation %s: snapshot %s is an empty object (0 bytes): not a database; the replica is damaged",
-			c.replica.Name, c.gen, SnapshotName(snap.Index))
+		return nil, fmt.Errorf("replica %s: generation %s: snapshot %s is an empty object (0 bytes): not a database; %w",
+			c.replica.Name, c.gen, SnapshotName(snap.Index), ErrReplicaDamaged)
 	}
 	plan := &RestorePlan{Replica: c.replica, Generation: c.gen, Snapshot: *snap, Target: snap.Pos(), listed: c.listed}
 	for _, s := range c.segs {
