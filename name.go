@@ -98,7 +98,7 @@ func ParseSegmentName(name string) (index int, offset int64, err error) {
 	idx, off, okSep := strings.Cut(base, "_")
 	i, okI := parseHexField(idx)
 	o, okO := parseHexField(off)
-	if !ok || !okSep || !okI || !okO || i > MaxIndex || o > 1<<62 {
+	if !ok || !okSep || !okI || !okO || i > MaxIndex || o > MaxOffset {
 		return 0, 0, fmt.Errorf("invalid WAL segment name %q", name)
 	}
 	return int(i), int64(o), nil

@@ -16,6 +16,36 @@ type Pos struct {
 	Offset     int64
 }
 
+// MaxOffset is the highest segment offset a segment name carries.
+const MaxOffset = 1 << 62
+
+// Validate returns nil only if p has a name in the replica layout: a
+// generation name (see ValidateGeneration), an index from 0 to MaxIndex and
+// an offset from 0 to MaxOffset. Every backend checks it before building a
+// key or path from p.
+func (p Pos) Validate() error {
+	if err := ValidateGeneration(p.Generation); err != nil {
+		return err
+	}
+	if p.Index < 0 || p.Index > MaxIndex {
+		return fmt.Errorf("invalid index %d: want 0 to %x", p.Index, MaxIndex)
+	}
+	if p.Offset < 0 || p.Offset > MaxOffset {
+		return fmt.Errorf("invalid offset %d: want 0 to %x", p.Offset, MaxOffset)
+	}
+	return nil
+}
+
+// ValidateGeneration returns nil only if generation is a generation name
+// (IsGeneration): any other would never be listed, and one like "../x"
+// would reach outside the replica.
+func ValidateGeneration(generation string) error {
+	if !IsGeneration(generation) {
+		return fmt.Errorf("invalid generation name %q: want 16 lowercase hex characters", generation)
+	}
+	return nil
+}
+
 // IsZero reports whether p is the zero position (no generation).
 func (p Pos) IsZero() bool { return p == Pos{} }
 

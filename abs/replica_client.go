@@ -334,6 +334,9 @@ func (c *ReplicaClient) list(ctx context.Context, dir string) ([]object, error) 
 
 // Snapshots lists a generation's snapshots by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	objs, err := c.list(ctx, litestream.SnapshotsDir(generation))
 	if err != nil {
 		return nil, err
@@ -352,6 +355,9 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 
 // Segments lists a generation's WAL segments by index and offset.
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	objs, err := c.list(ctx, litestream.SegmentsDir(generation))
 	if err != nil {
 		return nil, err
@@ -370,6 +376,9 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 
 // WriteSnapshot uploads r as a snapshot.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
 	n, t, err := c.upload(ctx, c.key(litestream.SnapshotPath(generation, index)), r)
 	if err != nil {
 		return litestream.SnapshotInfo{}, err
@@ -379,6 +388,9 @@ func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, in
 
 // WriteSegment uploads r as a WAL segment.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	if err := pos.Validate(); err != nil {
+		return litestream.SegmentInfo{}, err
+	}
 	n, t, err := c.upload(ctx, c.key(litestream.SegmentPath(pos)), r)
 	if err != nil {
 		return litestream.SegmentInfo{}, err
@@ -388,18 +400,24 @@ func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r 
 
 // OpenSnapshot opens a stored snapshot.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.key(litestream.SnapshotPath(generation, index)))
 }
 
 // OpenSegment opens a stored WAL segment.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
+	if err := pos.Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.key(litestream.SegmentPath(pos)))
 }
 
 // DeleteGeneration deletes every blob of a generation.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if !litestream.IsGeneration(generation) {
-		return fmt.Errorf("invalid generation name %q", generation)
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return err
 	}
 	objs, err := c.list(ctx, litestream.GenerationDir(generation))
 	if err != nil {
@@ -414,11 +432,19 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 
 // DeleteSnapshot deletes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return err
+	}
 	return c.deleteBlobs(ctx, []string{c.key(litestream.SnapshotPath(generation, index))})
 }
 
 // DeleteSegments deletes WAL segments, deleteConcurrency at a time.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
+	for _, p := range positions {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
 	names := make([]string, len(positions))
 	for i, p := range positions {
 		names[i] = c.key(litestream.SegmentPath(p))

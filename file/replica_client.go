@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -76,7 +75,7 @@ func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
 // DeleteGeneration removes a generation directory and everything in it; a
 // missing generation is not an error.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if err := checkGeneration(generation); err != nil {
+	if err := litestream.ValidateGeneration(generation); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -92,7 +91,7 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 
 // Snapshots lists a generation's snapshots sorted by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
-	if err := checkGeneration(generation); err != nil {
+	if err := litestream.ValidateGeneration(generation); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -123,7 +122,7 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 // Segments lists a generation's WAL segments sorted by index, then offset
 // (numerically, so offsets past 8 hex digits sort last).
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
-	if err := checkGeneration(generation); err != nil {
+	if err := litestream.ValidateGeneration(generation); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -166,7 +165,7 @@ func (c *ReplicaClient) readDir(rel string) ([]fs.DirEntry, error) {
 
 // WriteSnapshot stores r as the snapshot at index, atomically.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
-	if err := checkPos(litestream.Pos{Generation: generation, Index: index}); err != nil {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
 		return litestream.SnapshotInfo{}, err
 	}
 	fi, err := c.writeFile(ctx, litestream.SnapshotPath(generation, index), r)
@@ -178,7 +177,7 @@ func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, in
 
 // WriteSegment stores r as the WAL segment at pos, atomically.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
-	if err := checkPos(pos); err != nil {
+	if err := pos.Validate(); err != nil {
 		return litestream.SegmentInfo{}, err
 	}
 	fi, err := c.writeFile(ctx, litestream.SegmentPath(pos), r)
@@ -193,7 +192,7 @@ func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r 
 // OpenSnapshot opens the stored bytes of a snapshot. A missing snapshot
 // gives an error wrapping os.ErrNotExist.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	if err := checkPos(litestream.Pos{Generation: generation, Index: index}); err != nil {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
 		return nil, err
 	}
 	return c.open(ctx, "open snapshot", litestream.SnapshotPath(generation, index))
@@ -202,7 +201,7 @@ func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, ind
 // OpenSegment opens the stored bytes of a WAL segment. A missing segment
 // gives an error wrapping os.ErrNotExist.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
-	if err := checkPos(pos); err != nil {
+	if err := pos.Validate(); err != nil {
 		return nil, err
 	}
 	return c.open(ctx, "open WAL segment", litestream.SegmentPath(pos))
@@ -228,7 +227,7 @@ func (c *ReplicaClient) open(ctx context.Context, what, rel string) (io.ReadClos
 
 // DeleteSnapshot removes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
-	if err := checkPos(litestream.Pos{Generation: generation, Index: index}); err != nil {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -242,7 +241,7 @@ func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, i
 // data.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
 	for _, pos := range positions {
-		if err := checkPos(pos); err != nil {
+		if err := pos.Validate(); err != nil {
 			return err
 		}
 	}
@@ -263,31 +262,5 @@ func (c *ReplicaClient) remove(what, rel string) error {
 		return c.describe(what, name, err)
 	}
 	c.op("DELETE", 0)
-	return nil
-}
-
-// checkGeneration rejects names that are not generations: they would never
-// be listed, and one like "../x" would reach outside the replica.
-func checkGeneration(generation string) error {
-	if !litestream.IsGeneration(generation) {
-		return fmt.Errorf("invalid generation name %q: want 16 lowercase hex characters", generation)
-	}
-	return nil
-}
-
-// maxOffset is the highest offset ParseSegmentName accepts back.
-const maxOffset = 1 << 62
-
-// checkPos rejects positions that have no name in the layout.
-func checkPos(pos litestream.Pos) error {
-	if err := checkGeneration(pos.Generation); err != nil {
-		return err
-	}
-	if pos.Index < 0 || pos.Index > litestream.MaxIndex {
-		return fmt.Errorf("invalid index %d: want 0 to %x", pos.Index, litestream.MaxIndex)
-	}
-	if pos.Offset < 0 || pos.Offset > maxOffset {
-		return fmt.Errorf("invalid offset %d: want 0 to %x", pos.Offset, maxOffset)
-	}
 	return nil
 }

@@ -272,6 +272,9 @@ func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
 
 // Snapshots lists a generation's snapshots by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	var out []litestream.SnapshotInfo
 	err := c.list(ctx, litestream.SnapshotsDir(generation), "", func(a *storage.ObjectAttrs) {
 		index, err := litestream.ParseSnapshotName(path.Base(a.Name))
@@ -289,6 +292,9 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 
 // Segments lists a generation's WAL segments by index and offset.
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	var out []litestream.SegmentInfo
 	err := c.list(ctx, litestream.SegmentsDir(generation), "", func(a *storage.ObjectAttrs) {
 		index, offset, err := litestream.ParseSegmentName(path.Base(a.Name))
@@ -306,6 +312,9 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 
 // WriteSnapshot uploads r as a snapshot.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
 	n, created, err := c.upload(ctx, c.name(litestream.SnapshotPath(generation, index)), r)
 	if err != nil {
 		return litestream.SnapshotInfo{}, err
@@ -315,6 +324,9 @@ func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, in
 
 // WriteSegment uploads r as a WAL segment.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	if err := pos.Validate(); err != nil {
+		return litestream.SegmentInfo{}, err
+	}
 	n, created, err := c.upload(ctx, c.name(litestream.SegmentPath(pos)), r)
 	if err != nil {
 		return litestream.SegmentInfo{}, err
@@ -324,18 +336,24 @@ func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r 
 
 // OpenSnapshot opens a stored snapshot.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.name(litestream.SnapshotPath(generation, index)))
 }
 
 // OpenSegment opens a stored WAL segment.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
+	if err := pos.Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.name(litestream.SegmentPath(pos)))
 }
 
 // DeleteGeneration deletes every object of a generation.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if !litestream.IsGeneration(generation) {
-		return fmt.Errorf("invalid generation name %q", generation)
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return err
 	}
 	var names []string
 	if err := c.list(ctx, litestream.GenerationDir(generation), "", func(a *storage.ObjectAttrs) {
@@ -348,11 +366,19 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 
 // DeleteSnapshot deletes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return err
+	}
 	return c.deleteObjects(ctx, []string{c.name(litestream.SnapshotPath(generation, index))})
 }
 
 // DeleteSegments deletes WAL segments; missing ones are not an error.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
+	for _, p := range positions {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
 	names := make([]string, len(positions))
 	for i, p := range positions {
 		names[i] = c.name(litestream.SegmentPath(p))

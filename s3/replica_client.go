@@ -323,6 +323,9 @@ func (c *ReplicaClient) list(ctx context.Context, dir string) ([]types.Object, e
 
 // Snapshots lists a generation's snapshots by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	objs, err := c.list(ctx, litestream.SnapshotsDir(generation))
 	if err != nil {
 		return nil, err
@@ -341,6 +344,9 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 
 // Segments lists a generation's WAL segments by index and offset.
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	objs, err := c.list(ctx, litestream.SegmentsDir(generation))
 	if err != nil {
 		return nil, err
@@ -359,6 +365,9 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 
 // WriteSnapshot uploads r as a snapshot.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
 	n, err := c.upload(ctx, c.key(litestream.SnapshotPath(generation, index)), r)
 	if err != nil {
 		return litestream.SnapshotInfo{}, err
@@ -368,6 +377,9 @@ func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, in
 
 // WriteSegment uploads r as a WAL segment.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	if err := pos.Validate(); err != nil {
+		return litestream.SegmentInfo{}, err
+	}
 	n, err := c.upload(ctx, c.key(litestream.SegmentPath(pos)), r)
 	if err != nil {
 		return litestream.SegmentInfo{}, err
@@ -377,18 +389,24 @@ func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r 
 
 // OpenSnapshot opens a stored snapshot.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.key(litestream.SnapshotPath(generation, index)))
 }
 
 // OpenSegment opens a stored WAL segment.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
+	if err := pos.Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.key(litestream.SegmentPath(pos)))
 }
 
 // DeleteGeneration deletes every object of a generation.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if !litestream.IsGeneration(generation) {
-		return fmt.Errorf("invalid generation name %q", generation)
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return err
 	}
 	objs, err := c.list(ctx, litestream.GenerationDir(generation))
 	if err != nil {
@@ -403,11 +421,19 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 
 // DeleteSnapshot deletes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return err
+	}
 	return c.deleteKeys(ctx, []string{c.key(litestream.SnapshotPath(generation, index))})
 }
 
 // DeleteSegments deletes WAL segments, up to 1000 per request.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
+	for _, p := range positions {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
 	keys := make([]string, len(positions))
 	for i, p := range positions {
 		keys[i] = c.key(litestream.SegmentPath(p))

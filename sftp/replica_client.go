@@ -400,6 +400,9 @@ func (c *ReplicaClient) readDir(ctx context.Context, rel string) ([]os.FileInfo,
 // Snapshots lists a generation's snapshots by index, with the files'
 // sizes and modification times.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	fis, err := c.readDir(ctx, litestream.SnapshotsDir(generation))
 	if err != nil {
 		return nil, err
@@ -419,6 +422,9 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 // Segments lists a generation's WAL segments by index and offset, with the
 // files' sizes and modification times.
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return nil, err
+	}
 	fis, err := c.readDir(ctx, litestream.SegmentsDir(generation))
 	if err != nil {
 		return nil, err
@@ -438,6 +444,9 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 // WriteSnapshot stores r as a snapshot; its CreatedAt is the file's
 // modification time on the server.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return litestream.SnapshotInfo{}, err
+	}
 	fi, err := c.writeFile(ctx, litestream.SnapshotPath(generation, index), r)
 	if err != nil {
 		return litestream.SnapshotInfo{}, err
@@ -448,6 +457,9 @@ func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, in
 // WriteSegment stores r as a WAL segment; its CreatedAt is the file's
 // modification time on the server.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
+	if err := pos.Validate(); err != nil {
+		return litestream.SegmentInfo{}, err
+	}
 	fi, err := c.writeFile(ctx, litestream.SegmentPath(pos), r)
 	if err != nil {
 		return litestream.SegmentInfo{}, err
@@ -457,18 +469,24 @@ func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r 
 
 // OpenSnapshot opens a stored snapshot.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.path(litestream.SnapshotPath(generation, index)))
 }
 
 // OpenSegment opens a stored WAL segment.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
+	if err := pos.Validate(); err != nil {
+		return nil, err
+	}
 	return c.get(ctx, c.path(litestream.SegmentPath(pos)))
 }
 
 // DeleteGeneration removes a generation's directory and everything in it.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if !litestream.IsGeneration(generation) {
-		return fmt.Errorf("invalid generation name %q", generation)
+	if err := litestream.ValidateGeneration(generation); err != nil {
+		return err
 	}
 	root := c.path(litestream.GenerationDir(generation))
 	return c.do(ctx, "delete generation "+root, func(cn *conn) error {
@@ -502,6 +520,9 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 
 // DeleteSnapshot removes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
+	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
+		return err
+	}
 	p := c.path(litestream.SnapshotPath(generation, index))
 	return c.do(ctx, "delete "+p, func(cn *conn) error { return c.removeAll(ctx, cn, []string{p}) })
 }
@@ -509,6 +530,11 @@ func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, i
 // DeleteSegments removes WAL segments, several requests at a time;
 // missing ones are not an error.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
+	for _, p := range positions {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
 	if len(positions) == 0 {
 		return nil
 	}

@@ -50,6 +50,7 @@ func RunConformance(t *testing.T, newClient func(t *testing.T) litestream.Replic
 		{"ManySegments", testManySegments},
 		{"ConcurrentGenerations", testConcurrentGenerations},
 		{"FailedWrite", testFailedWrite},
+		{"InvalidPositions", testInvalidPositions},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newClient(t)) })
@@ -471,6 +472,57 @@ func testFailedWrite(t *testing.T, c litestream.ReplicaClient) {
 		t.Error("overwrite from a failing reader succeeded")
 	}
 	checkSnapshot(t, c, genA, 1, old)
+}
+
+// testInvalidPositions: every method refuses a generation, index or
+// offset that has no name in the layout (Pos.Validate) and writes nothing.
+func testInvalidPositions(t *testing.T, c litestream.ReplicaClient) {
+	ctx := context.Background()
+	bad := []litestream.Pos{
+		pos("../0123456789ab", 0, 0), pos("0123456789ABCDEF", 0, 0), pos("", 0, 0),
+		pos(genA, -1, 0), pos(genA, litestream.MaxIndex+1, 0),
+		pos(genA, 0, -1), pos(genA, 0, litestream.MaxOffset+1),
+	}
+	for _, p := range bad {
+		if _, err := c.WriteSegment(ctx, p, bytes.NewReader([]byte("x"))); err == nil {
+			t.Errorf("WriteSegment(%+v) accepted", p)
+		}
+		if rc, err := c.OpenSegment(ctx, p); err == nil {
+			rc.Close()
+			t.Errorf("OpenSegment(%+v) accepted", p)
+		}
+		if err := c.DeleteSegments(ctx, []litestream.Pos{p}); err == nil {
+			t.Errorf("DeleteSegments(%+v) accepted", p)
+		}
+		if p.Offset != 0 {
+			continue // the snapshot methods take no offset
+		}
+		if _, err := c.WriteSnapshot(ctx, p.Generation, p.Index, bytes.NewReader([]byte("x"))); err == nil {
+			t.Errorf("WriteSnapshot(%q, %d) accepted", p.Generation, p.Index)
+		}
+		if rc, err := c.OpenSnapshot(ctx, p.Generation, p.Index); err == nil {
+			rc.Close()
+			t.Errorf("OpenSnapshot(%q, %d) accepted", p.Generation, p.Index)
+		}
+		if err := c.DeleteSnapshot(ctx, p.Generation, p.Index); err == nil {
+			t.Errorf("DeleteSnapshot(%q, %d) accepted", p.Generation, p.Index)
+		}
+		if p.Index != 0 {
+			continue
+		}
+		if _, err := c.Snapshots(ctx, p.Generation); err == nil {
+			t.Errorf("Snapshots(%q) accepted", p.Generation)
+		}
+		if _, err := c.Segments(ctx, p.Generation); err == nil {
+			t.Errorf("Segments(%q) accepted", p.Generation)
+		}
+		if err := c.DeleteGeneration(ctx, p.Generation); err == nil {
+			t.Errorf("DeleteGeneration(%q) accepted", p.Generation)
+		}
+	}
+	if gens, err := c.Generations(ctx); err != nil || len(gens) != 0 {
+		t.Fatalf("generations after invalid writes: %v, %v; want none", gens, err)
+	}
 }
 
 func pos(gen string, index int, offset int64) litestream.Pos {
