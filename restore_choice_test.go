@@ -25,6 +25,7 @@ func twoReplicas(t *testing.T) (w *sqlwriter.Writer, db *litestream.DB, local, r
 	w, path, dir := openWriter(t, 0)
 	db = litestream.NewDB(path)
 	db.Logger = testLogger(t)
+	litestream.CheckInvariantsOnClose(t, db)
 	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
 	local = litestream.NewReplica("local", file.NewReplicaClient(filepath.Join(dir, "local")))
 	remote = litestream.NewReplica("remote", remoteClient{file.NewReplicaClient(filepath.Join(dir, "remote"))})
@@ -113,6 +114,7 @@ func TestPlanRestore_SamePositionFewerBytes(t *testing.T) {
 	w, path, dir := openWriter(t, 0)
 	db := litestream.NewDB(path)
 	db.Logger = testLogger(t)
+	litestream.CheckInvariantsOnClose(t, db)
 	db.CheckpointInterval, db.MinCheckpointPageN = 0, 0
 	often := litestream.NewReplica("often", file.NewReplicaClient(filepath.Join(dir, "often")))
 	once := litestream.NewReplica("once", file.NewReplicaClient(filepath.Join(dir, "once")))

@@ -258,6 +258,10 @@ func TestRestore_BadInput(t *testing.T) {
 			if !named || strings.Contains(err.Error(), "context canceled") {
 				t.Fatalf("error does not name %s: %v", want, err)
 			}
+			// A file removed is missing, not damaged; any other damage is.
+			if tc.name != "missing middle segment" && !errors.Is(err, litestream.ErrReplicaDamaged) {
+				t.Fatalf("error does not wrap ErrReplicaDamaged: %v", err)
+			}
 			assertNothingLeft(t, out)
 		})
 	}
@@ -307,6 +311,7 @@ func BenchmarkRestoreApply(b *testing.B) {
 	defer w.Close()
 	db := litestream.NewDB(path)
 	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	litestream.CheckInvariantsOnClose(b, db)
 	r := litestream.NewReplica("file", file.NewReplicaClient(replicaDir))
 	db.AddReplica(r)
 	for i := 0; i < 2000; i++ {
