@@ -140,8 +140,10 @@ func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt Rest
 	groups := planGroups(plan, dir)
 	var idx *segmentIndex
 	err := dl.all(ctx, dbPath, groups, func() (err error) {
-		idx, err = indexSegments(plan, groups, opt.until, logger)
-		return err
+		if idx, err = indexSegments(plan, groups, opt.until, logger); err != nil {
+			return err
+		}
+		return idx.applyBehind(dbPath, dl.prog)
 	})
 	if err != nil {
 		return "", err
@@ -165,7 +167,7 @@ func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt Rest
 		return "", fmt.Errorf("restored database fails SQLite's check, %w (%s): %w", ErrReplicaDamaged, plan, checkErr)
 	}
 	logger.Info("restore complete", "replica", plan.Replica.Name, "pages_written", pages,
-		"download", downloaded.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
+		"download", downloaded.Round(time.Millisecond), "snapshot", dl.snapshotTime.Round(time.Millisecond), "segments", dl.segmentsTime.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
 		"check", (time.Since(start) - applied).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return dbPath, nil
 }
@@ -344,10 +346,14 @@ type downloader struct {
 	done     atomic.Int64
 	total    int64
 	mu       sync.Mutex // serializes progress calls
+
+	prog *snapshotProgress // the snapshot's decode
+
+	snapshotTime, segmentsTime time.Duration // from the start of all: the snapshot decoded; the segments decoded and indexed
 }
 
 func newDownloader(plan *RestorePlan, opt RestoreOptions) *downloader {
-	d := &downloader{plan: plan, parallel: opt.Parallelism, progress: opt.Progress, total: plan.Snapshot.Size}
+	d := &downloader{plan: plan, parallel: opt.Parallelism, progress: opt.Progress, total: plan.Snapshot.Size, prog: newSnapshotProgress()}
 	if d.parallel <= 0 {
 		d.parallel = 8
 	}
@@ -378,17 +384,21 @@ func (d *downloader) all(ctx context.Context, dbPath string, groups []*walGroup,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	snapErr := make(chan error, 1)
+	start := time.Now()
 	go func() {
 		err := d.snapshot(ctx, dbPath)
 		if err != nil {
 			cancel()
 		}
+		d.prog.end(err)
+		d.snapshotTime = time.Since(start)
 		snapErr <- err
 	}()
 	err := d.segments(ctx, groups)
 	if err == nil {
 		err = onSegments()
 	}
+	d.segmentsTime = time.Since(start)
 	if err != nil {
 		cancel()
 	}
@@ -412,12 +422,13 @@ func (d *downloader) snapshot(ctx context.Context, path string) error {
 			return err
 		}
 		defer rc.Close()
+		d.prog.restart()
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return localError{fmt.Errorf("create %s: %w", path, err)}
 		}
 		defer f.Close()
-		n, err := d.decodeBounded(rc, name, f, 0, -1)
+		n, err := d.decodeBounded(rc, name, progressWriter{f, d.prog}, 0, -1)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/litestream-go/litestream/internal/walformat"
 )
@@ -84,8 +85,10 @@ type segmentIndex struct {
 	groups    []*walGroup
 	pageSizes []int // of each group's WAL
 	pages     map[uint32]pageLoc
-	dbSize    uint32 // pages after the last commit indexed
-	frames    int64  // committed frames indexed
+	dbSize    uint32   // pages after the last commit indexed
+	frames    int64    // committed frames indexed
+	pgnos     []uint32 // the pages to write, ascending (sortedPages)
+	behind    int      // pgnos[:behind] are written (applyBehind)
 }
 
 // indexSegments reads each index's decoded file, validating every frame
@@ -118,14 +121,14 @@ func (x *segmentIndex) indexGroup(plan *RestorePlan, gi int, g *walGroup, until 
 	defer f.Close()
 	buf := make([]byte, walformat.HeaderSize)
 	if total < walformat.HeaderSize {
-		return damaged(fmt.Errorf("WAL segment %s: %d bytes, shorter than a WAL header", g.segmentAt(0), total))
+		return fmt.Errorf("WAL segment %s: %d bytes, shorter than a WAL header", g.segmentAt(0), total)
 	}
 	if _, err := f.ReadAt(buf, 0); err != nil {
 		return localError{fmt.Errorf("read decoded WAL: %w", err)}
 	}
 	hdr, err := walformat.ParseHeader(buf)
 	if err != nil {
-		return damaged(fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err))
+		return fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err)
 	}
 	x.pageSizes = append(x.pageSizes, int(hdr.PageSize))
 	rd := walformat.NewReader(bufio.NewReaderSize(io.NewSectionReader(f, walformat.HeaderSize, total-walformat.HeaderSize), 1<<20), hdr, hdr.Checksum1, hdr.Checksum2)
@@ -139,14 +142,12 @@ func (x *segmentIndex) indexGroup(plan *RestorePlan, gi int, g *walGroup, until 
 		fh, _, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
-		} else if errors.Is(err, walformat.ErrInvalidFrame) {
-			return damaged(fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err))
 		} else if err != nil {
 			return fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err)
 		}
 		if fh.Pgno > maxPageNumber {
-			return damaged(fmt.Errorf("WAL segment %s: frame at offset %s: page number %d is above SQLite's limit (%d)",
-				g.segmentAt(off), FormatOffset(off), fh.Pgno, uint32(maxPageNumber)))
+			return fmt.Errorf("WAL segment %s: frame at offset %s: page number %d is above SQLite's limit (%d)",
+				g.segmentAt(off), FormatOffset(off), fh.Pgno, uint32(maxPageNumber))
 		}
 		txn = append(txn, pending{fh.Pgno, off + walformat.FrameHeaderSize})
 		off += hdr.FrameSize()
@@ -164,9 +165,168 @@ func (x *segmentIndex) indexGroup(plan *RestorePlan, gi int, g *walGroup, until 
 	return nil
 }
 
+// sortedPages lists the indexed pages the last commit keeps, ascending.
+func (x *segmentIndex) sortedPages() []uint32 {
+	pgnos := make([]uint32, 0, len(x.pages))
+	for p := range x.pages {
+		if x.dbSize == 0 || p <= x.dbSize {
+			pgnos = append(pgnos, p)
+		}
+	}
+	slices.Sort(pgnos)
+	return pgnos
+}
+
+// applyBehind writes the last versions of the snapshot's own pages onto
+// dbPath while the snapshot still decodes, each page once the decode has
+// passed it (prog), and returns when the snapshot is done or failed. The
+// rest (pages past the snapshot's end, or all of them when the snapshot's
+// page size is not the WAL's) is left to apply, which checks the bounds
+// first. A snapshot attempt that restarts starts the pages over.
+func (x *segmentIndex) applyBehind(dbPath string, prog *snapshotProgress) error {
+	x.pgnos = x.sortedPages()
+	if len(x.groups) == 0 || len(x.pgnos) == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(dbPath, os.O_RDWR, 0)
+	if err != nil {
+		return localError{err}
+	}
+	defer f.Close()
+	files := &groupFiles{groups: x.groups, open: map[int32]*list.Element{}}
+	defer files.close()
+	var cp *pageCopier
+	epoch, i, bad := -1, 0, false
+	prog.mu.Lock()
+	defer prog.mu.Unlock()
+	for {
+		if prog.done {
+			if prog.err == nil && cp != nil {
+				x.behind = i
+			}
+			return nil
+		}
+		if prog.epoch != epoch { // a new attempt: its page size, and the pages again
+			epoch, i, cp, bad = prog.epoch, 0, nil, false
+		}
+		switch {
+		case bad || i == len(x.pgnos):
+			prog.cond.Wait()
+			continue
+		case cp == nil:
+			if prog.written < 100 { // the header is not decoded yet
+				prog.cond.Wait()
+				continue
+			}
+			pageSize, err := headerPageSize(f)
+			if err != nil || slices.ContainsFunc(x.pageSizes, func(n int) bool { return n != pageSize }) {
+				bad = true // apply reports it
+				continue
+			}
+			cp = &pageCopier{f: f, files: files, pageSize: pageSize, buf: make([]byte, 0, 1<<20)}
+		case prog.written < cp.end(x.pgnos[i]):
+			prog.cond.Wait()
+			continue
+		}
+		// Pages the decoder has passed, written while busy: restart
+		// waits for them, so none lands in a later attempt's file.
+		upTo := prog.written
+		prog.busy = true
+		prog.mu.Unlock()
+		var err error
+		for n := 0; i < len(x.pgnos) && cp.end(x.pgnos[i]) <= upTo && n < 256; i, n = i+1, n+1 {
+			if err = cp.copy(x.pgnos[i], x.pages[x.pgnos[i]]); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = cp.flush()
+		}
+		prog.mu.Lock()
+		prog.busy = false
+		prog.cond.Broadcast()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// headerPageSize reads the page size from the database header at the
+// start of f.
+func headerPageSize(f *os.File) (int, error) {
+	var h [18]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return 0, err
+	}
+	n := int(h[16])<<8 | int(h[17])
+	if n == 1 {
+		n = 65536
+	}
+	if n < 512 || n > 65536 || n&(n-1) != 0 {
+		return 0, fmt.Errorf("invalid page size %d", n)
+	}
+	return n, nil
+}
+
+// snapshotProgress is how far the snapshot's decode has come: in the
+// current attempt (epoch), bytes [0, written) of the file are decoded and
+// the decoder writes only past them, until done. Pages below written are
+// written while busy, and a new attempt waits until they are.
+type snapshotProgress struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	epoch   int
+	written int64
+	busy    bool
+	done    bool
+	err     error
+}
+
+func newSnapshotProgress() *snapshotProgress {
+	p := &snapshotProgress{}
+	p.cond.L = &p.mu
+	return p
+}
+
+// restart begins an attempt, before its file is truncated.
+func (p *snapshotProgress) restart() {
+	p.mu.Lock()
+	p.epoch++
+	p.written = 0
+	for p.busy {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
+// end records the end of the snapshot's decode, with its error.
+func (p *snapshotProgress) end(err error) {
+	p.mu.Lock()
+	p.done, p.err = true, err
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
+// progressWriter writes the snapshot's decoded bytes, in order, and
+// advances prog past them.
+type progressWriter struct {
+	f    *os.File
+	prog *snapshotProgress
+}
+
+func (w progressWriter) WriteAt(b []byte, off int64) (int, error) {
+	n, err := w.f.WriteAt(b, off)
+	w.prog.mu.Lock()
+	w.prog.written = off + int64(n)
+	w.prog.mu.Unlock()
+	w.prog.cond.Broadcast()
+	return n, err
+}
+
 // apply writes each indexed page's last version once onto the snapshot at
-// dbPath and sets the file size from the last commit. It returns the pages
-// written.
+// dbPath (those applyBehind has not written) and sets the file size from
+// the last commit. It returns the pages written.
 func (x *segmentIndex) apply(dbPath string, plan *RestorePlan) (int, error) {
 	snap := SnapshotName(plan.Snapshot.Index)
 	dbPageSize, err := snapshotPageSize(dbPath)
@@ -194,7 +354,11 @@ func (x *segmentIndex) apply(dbPath string, plan *RestorePlan) (int, error) {
 		return 0, fmt.Errorf("generation %s: the last commit sets the database size to %d pages, more than the snapshot's %d pages and the %d frames applied can make: %w",
 			plan.Generation, x.dbSize, snapPages, x.frames, ErrReplicaDamaged)
 	}
-	return writePages(dbPath, dbPageSize, x.pages, x.dbSize, x.groups)
+	if x.pgnos == nil {
+		x.pgnos = x.sortedPages()
+	}
+	n, err := writePages(dbPath, dbPageSize, x.pages, x.pgnos[x.behind:], x.dbSize, x.groups)
+	return x.behind + n, err
 }
 
 // groupFiles opens the groups' decoded files on demand and keeps the most
@@ -239,9 +403,53 @@ func (c *groupFiles) close() {
 	clear(c.open)
 }
 
-// writePages writes each page's last version once, ascending, and sets the
-// file size.
-func writePages(dbPath string, pageSize int, pages map[uint32]pageLoc, dbSize uint32, groups []*walGroup) (int, error) {
+// pageCopier copies pages from the groups' decoded files into f,
+// coalescing contiguous pages into one write.
+type pageCopier struct {
+	f        *os.File
+	files    *groupFiles
+	pageSize int
+	buf      []byte // pages from off on
+	off      int64
+}
+
+// end is the byte offset just past page p.
+func (c *pageCopier) end(p uint32) int64 { return int64(p) * int64(c.pageSize) }
+
+func (c *pageCopier) copy(p uint32, loc pageLoc) error {
+	dst := int64(p-1) * int64(c.pageSize)
+	if len(c.buf) > 0 && (dst != c.off+int64(len(c.buf)) || len(c.buf)+c.pageSize > cap(c.buf)) {
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	if len(c.buf) == 0 {
+		c.off = dst
+	}
+	n := len(c.buf)
+	c.buf = c.buf[:n+c.pageSize]
+	if err := c.files.readAt(loc.group, c.buf[n:], loc.off); err != nil {
+		c.buf = c.buf[:n]
+		return localError{fmt.Errorf("read page %d: %w", p, err)}
+	}
+	return nil
+}
+
+func (c *pageCopier) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.f.WriteAt(c.buf, c.off)
+	c.buf = c.buf[:0]
+	if err != nil {
+		return localError{fmt.Errorf("write pages: %w", err)}
+	}
+	return nil
+}
+
+// writePages writes the last version of each of pgnos (ascending) once
+// and sets the file size.
+func writePages(dbPath string, pageSize int, pages map[uint32]pageLoc, pgnos []uint32, dbSize uint32, groups []*walGroup) (int, error) {
 	f, err := os.OpenFile(dbPath, os.O_RDWR, 0)
 	if err != nil {
 		return 0, localError{err}
@@ -249,35 +457,14 @@ func writePages(dbPath string, pageSize int, pages map[uint32]pageLoc, dbSize ui
 	defer f.Close()
 	files := &groupFiles{groups: groups, open: map[int32]*list.Element{}}
 	defer files.close()
-	pgnos := make([]uint32, 0, len(pages))
-	for p := range pages {
-		if dbSize == 0 || p <= dbSize {
-			pgnos = append(pgnos, p)
-		}
-	}
-	slices.Sort(pgnos)
-	buf := make([]byte, pageSize)
-	w := bufio.NewWriterSize(&offsetWriter{f: f}, 1<<20)
-	next := int64(-1)
+	cp := &pageCopier{f: f, files: files, pageSize: pageSize, buf: make([]byte, 0, 1<<20)}
 	for _, p := range pgnos {
-		loc := pages[p]
-		if err := files.readAt(loc.group, buf, loc.off); err != nil {
-			return 0, localError{fmt.Errorf("read page %d: %w", p, err)}
+		if err := cp.copy(p, pages[p]); err != nil {
+			return 0, err
 		}
-		dst := int64(p-1) * int64(pageSize)
-		if dst != next { // not contiguous: flush and seek
-			if err := w.Flush(); err != nil {
-				return 0, localError{err}
-			}
-			w.Reset(&offsetWriter{f: f, off: dst})
-		}
-		if _, err := w.Write(buf); err != nil {
-			return 0, localError{fmt.Errorf("write page %d: %w", p, err)}
-		}
-		next = dst + int64(pageSize)
 	}
-	if err := w.Flush(); err != nil {
-		return 0, localError{fmt.Errorf("write pages: %w", err)}
+	if err := cp.flush(); err != nil {
+		return 0, err
 	}
 	if dbSize > 0 {
 		if err := f.Truncate(int64(dbSize) * int64(pageSize)); err != nil {
