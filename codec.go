@@ -95,9 +95,9 @@ func (e *encoder) Close() error {
 // ageHeader begins every age file (the version line of its header).
 const ageHeader = "age-encryption.org/v1"
 
-// ErrAgeNoIdentity means stored bytes are age-encrypted and the codec has
-// no identity to decrypt them. Without this check they reach the LZ4
-// decoder, whose "bad magic number" says nothing about the cause.
+// ErrAgeNoIdentity is NewDecoder's error for age-encrypted stored bytes
+// when the codec has no identity: it is returned before any byte reaches
+// the LZ4 decoder, so the cause is named, not a bad magic number.
 var ErrAgeNoIdentity = errors.New("encrypted with age, and no age identity is configured")
 
 // ErrAgeNoMatch means none of the codec's identities decrypts the stored
@@ -150,7 +150,9 @@ func (d *decoder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Encode compresses all of src into dst. It returns the raw bytes read.
+// Encode writes the stored form of all of src (LZ4, then age when the
+// codec has recipients) to dst and returns the raw bytes read; on success
+// the LZ4 frame (and the age stream) is complete.
 func (c Codec) Encode(dst io.Writer, src io.Reader) (int64, error) {
 	enc, err := c.NewEncoder(dst)
 	if err != nil {

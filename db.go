@@ -143,7 +143,8 @@ func (db *DB) shadowDir(generation string) string {
 	return filepath.Join(db.metaPath, "generations", generation, "wal")
 }
 
-// AddReplica attaches a replica to the database.
+// AddReplica attaches a replica to the database, which then feeds it;
+// call it before Open.
 func (db *DB) AddReplica(r *Replica) {
 	r.db = db
 	db.Replicas = append(db.Replicas, r)

@@ -104,8 +104,9 @@ func ParseSegmentName(name string) (index int, offset int64, err error) {
 	return int(i), int64(o), nil
 }
 
-// GenerationsDir, SnapshotsDir and SegmentsDir return replica-relative
-// paths joined with "/", the same for every backend.
+// GenerationsDir returns "generations", the replica-relative directory of
+// every generation. It and the other paths of the layout are joined with
+// "/", the same for every backend.
 func GenerationsDir() string { return "generations" }
 
 // GenerationDir returns "generations/<gen>".

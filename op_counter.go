@@ -15,7 +15,9 @@ type OpKey struct{ ReplicaType, Op string }
 // OpCount is a request count and the stored bytes they moved.
 type OpCount struct{ N, Bytes int64 }
 
-// Hook returns the function a client calls after each request.
+// Hook returns the function a client calls after each request (a
+// backend's OnOp); it adds to the counters of replicaType and op, and is
+// safe for concurrent use.
 func (c *OpCounter) Hook(replicaType string) func(op string, bytes int64) {
 	return func(op string, bytes int64) {
 		c.mu.Lock()

@@ -72,7 +72,7 @@ func NewReplica(name string, client ReplicaClient) *Replica {
 	}
 }
 
-// v0.3 defaults.
+// A replica's schedule when the config does not set it: Litestream v0.3's.
 const (
 	DefaultSyncInterval           = 1 * time.Second
 	DefaultRetention              = 24 * time.Hour

@@ -5,14 +5,13 @@ import (
 	"time"
 )
 
-// LeftoverRemover is a ReplicaClient whose interrupted writes can leave
-// behind what no listing shows but takes space: the file backend's
-// temporary files, when the process is killed (or the machine stops)
-// between creating one and renaming it into place, and S3's unfinished
-// multipart uploads. A snapshot's temporary file is as large as the
-// snapshot: before they were removed, 300 kills in the crash loop
-// (TestCrashLoop) left 29 files, 1.6 GB, and a 1000-kill run, its
-// database growing to 2 GB, ran out of disk space.
+// LeftoverRemover is a ReplicaClient that can remove what its interrupted
+// writes left behind, which no listing shows but which takes space: the
+// file and sftp backends' temporary files, when the process is killed (or
+// the machine stops) between creating one and renaming it into place, and
+// S3's unfinished multipart uploads. A snapshot's leftover is as large as
+// the snapshot, so a replica that is killed often would fill its disk
+// without them being removed; replication removes them once per start.
 type LeftoverRemover interface {
 	// RemoveLeftovers removes what writes cut short left behind, if it was
 	// last modified before before, and returns how many files it removed.

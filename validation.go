@@ -23,8 +23,8 @@ type ValidationResult struct {
 // Validate restores the replica to a position and compares it, page by page
 // through a checksum, with the database at exactly that position. Both
 // sides are read through SQLite's sqlite_dbpage, so they are page images at
-// the same commit; v0.3 compared a live file with a restore of another
-// moment and reported false mismatches.
+// the same commit, and a mismatch means the replica differs from the
+// database there, never that the two were read at different moments.
 func (r *Replica) Validate(ctx context.Context) (ValidationResult, error) {
 	res, err := r.validate(ctx)
 	r.statusMu.Lock()

@@ -16,6 +16,9 @@
 //  4. Timestamps are the service's: CreatedAt is a blob's Last-Modified.
 //  5. OnOp is called once per request that succeeded (retries included in
 //     it), by opCounter; nothing runs while the client is idle.
+//  6. Every method refuses a generation or position that
+//     litestream.ValidateGeneration or Pos.Validate rejects before it
+//     builds a blob name.
 //
 // Leftovers: the blocks an upload staged before it was cut short are
 // uncommitted. No listing or read shows them; the service discards them

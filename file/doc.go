@@ -8,4 +8,7 @@
 // reader never sees half a file and a crash leaves either the old state or
 // the new one. Listings ignore every name that is not part of the layout,
 // including such temporary files. Timestamps are file modification times.
+// Every method refuses a generation or position that
+// litestream.ValidateGeneration or Pos.Validate rejects before it builds a
+// path, so no name reaches outside the replica directory.
 package file

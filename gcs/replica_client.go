@@ -21,6 +21,9 @@
 //  6. STORAGE_EMULATOR_HOST, when set, is left to the storage library to
 //     honour: the client passes no endpoint and no credentials of its own,
 //     so with the variable set no credentials are needed.
+//  7. Every method refuses a generation or position that
+//     litestream.ValidateGeneration or Pos.Validate rejects before it
+//     builds an object name.
 //
 // Interrupted uploads leave nothing to remove: a resumable upload that is
 // never finished is no object, no listing shows it, and GCS discards it

@@ -1,6 +1,11 @@
 // Package s3 is the replica client for Amazon S3 and S3-compatible object
 // storage (MinIO, Backblaze B2, DigitalOcean Spaces, Cloudflare R2, ...),
 // in the layout of Litestream v0.3 under a key prefix.
+//
+// Every method refuses a generation or position that
+// litestream.ValidateGeneration or Pos.Validate rejects before it builds a
+// key. An error describes the failure in one line and keeps the SDK's
+// error in its chain; a missing object's wraps os.ErrNotExist.
 package s3
 
 import (

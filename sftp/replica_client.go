@@ -22,6 +22,9 @@
 //     goes on from the offset reached, at most maxResumes times (get.go).
 //  6. No password, private key or passphrase appears in an error or a log
 //     line; errors name the user, the host and the key file.
+//  7. Every method refuses a generation or position that
+//     litestream.ValidateGeneration or Pos.Validate rejects before it
+//     builds a path, so no name reaches outside the replica's directory.
 package sftp
 
 import (
