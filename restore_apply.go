@@ -188,11 +188,12 @@ func (x *segmentIndex) applyBehind(dbPath string, prog *snapshotProgress) error 
 	if len(x.groups) == 0 || len(x.pgnos) == 0 {
 		return nil
 	}
-	f, err := os.OpenFile(dbPath, os.O_RDWR, 0)
-	if err != nil {
-		return localError{err}
-	}
-	defer f.Close()
+	var f *os.File // opened once the snapshot's attempt has created it
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	files := &groupFiles{groups: x.groups, open: map[int32]*list.Element{}}
 	defer files.close()
 	var cp *pageCopier
@@ -200,14 +201,14 @@ func (x *segmentIndex) applyBehind(dbPath string, prog *snapshotProgress) error 
 	prog.mu.Lock()
 	defer prog.mu.Unlock()
 	for {
-		if prog.done {
+		if prog.epoch != epoch { // a new attempt: its page size, and the pages again
+			epoch, i, cp, bad = prog.epoch, 0, nil, false
+		}
+		if prog.done { // of this attempt, since the epoch was checked first
 			if prog.err == nil && cp != nil {
 				x.behind = i
 			}
 			return nil
-		}
-		if prog.epoch != epoch { // a new attempt: its page size, and the pages again
-			epoch, i, cp, bad = prog.epoch, 0, nil, false
 		}
 		switch {
 		case bad || i == len(x.pgnos):
@@ -217,6 +218,12 @@ func (x *segmentIndex) applyBehind(dbPath string, prog *snapshotProgress) error 
 			if prog.written < 100 { // the header is not decoded yet
 				prog.cond.Wait()
 				continue
+			}
+			if f == nil {
+				var err error
+				if f, err = os.OpenFile(dbPath, os.O_RDWR, 0); err != nil {
+					return localError{err}
+				}
 			}
 			pageSize, err := headerPageSize(f)
 			if err != nil || slices.ContainsFunc(x.pageSizes, func(n int) bool { return n != pageSize }) {
