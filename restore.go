@@ -3,6 +3,7 @@ package litestream
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/litestream-go/litestream/internal/walformat"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -347,13 +349,14 @@ type downloader struct {
 	total    int64
 	mu       sync.Mutex // serializes progress calls
 
-	prog *snapshotProgress // the snapshot's decode
+	prog     *snapshotProgress // the snapshot's decode
+	untilPos *Pos              // opt.until: a point-in-time restore's position
 
 	snapshotTime, segmentsTime time.Duration // from the start of all: the snapshot decoded; the segments decoded and indexed
 }
 
 func newDownloader(plan *RestorePlan, opt RestoreOptions) *downloader {
-	d := &downloader{plan: plan, parallel: opt.Parallelism, progress: opt.Progress, total: plan.Snapshot.Size, prog: newSnapshotProgress()}
+	d := &downloader{plan: plan, parallel: opt.Parallelism, progress: opt.Progress, total: plan.Snapshot.Size, prog: newSnapshotProgress(), untilPos: opt.until}
 	if d.parallel <= 0 {
 		d.parallel = 8
 	}
@@ -460,8 +463,10 @@ func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
 	}
 	lastLen := make([]int64, len(groups)) // decoded length of each group's last segment
 	gidx := make(map[*walGroup]int, len(groups))
+	headed := make([]chan struct{}, len(groups)) // closed once the group's first segment (its WAL header) is decoded
 	for i, g := range groups {
 		gidx[g] = i
+		headed[i] = make(chan struct{})
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -479,6 +484,21 @@ func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
 					bound = j.g.segs[j.i+1].Offset - s.Offset
 				}
 				name := d.plan.Generation + "/wal/" + d.plan.segmentName(s)
+				gi := gidx[j.g]
+				var hdr *walformat.Header
+				if bound < 0 && j.i > 0 { // the last of its index: checked against its header
+					select {
+					case <-headed[gi]:
+					case <-ctx.Done():
+						continue
+					}
+					var err error
+					if hdr, err = readGroupHeader(j.g.path); err != nil {
+						errc <- fmt.Errorf("%s: %w", d.plan.Generation+"/wal/"+d.plan.segmentName(j.g.segs[0]), err)
+						cancel()
+						continue
+					}
+				}
 				var n int64
 				err := withRetry(ctx, name, func() error {
 					rc, err := d.plan.openSegment(ctx, s)
@@ -491,7 +511,11 @@ func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
 						return localError{fmt.Errorf("create %s: %w", j.g.path, err)}
 					}
 					defer f.Close()
-					if n, err = d.decodeBounded(rc, name, f, s.Offset, bound); err != nil {
+					var w io.WriterAt = f
+					if bound < 0 {
+						w = &frameChecker{w: f, hdr: hdr, until: d.until(j.g.index)}
+					}
+					if n, err = d.decodeBounded(rc, name, w, s.Offset, bound); err != nil {
 						return err
 					}
 					if bound >= 0 && n < bound {
@@ -510,7 +534,10 @@ func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
 					continue
 				}
 				if j.i == len(j.g.segs)-1 {
-					lastLen[gidx[j.g]] = n // one writer per group
+					lastLen[gi] = n // one writer per group
+				}
+				if j.i == 0 {
+					close(headed[gi])
 				}
 				d.report(s.Size)
 			}
@@ -545,7 +572,8 @@ send:
 // bytes; a declared content size (an LZ4 frame may carry one) bounds it
 // the same way, and one that differs from limit fails at once.
 func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off, limit int64) (int64, error) {
-	dec, err := d.plan.Replica.Codec.NewDecoder(r)
+	stored := &countingReader{r: r}
+	dec, err := d.plan.Replica.Codec.NewDecoder(stored)
 	if err != nil {
 		if ke := keysError(d.plan.Replica.Name, name, err); ke != nil {
 			return 0, ke
@@ -572,7 +600,14 @@ func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off,
 			return n, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: %w; stopped there", limit, ErrReplicaDamaged)}
 		}
 		if m > 0 {
+			if err := checkDecodeRatio(n+int64(m), stored.n); err != nil {
+				return n, err
+			}
 			if _, err := w.WriteAt(buf[:m], off+n); err != nil {
+				var nr errNoRetry
+				if errors.As(err, &nr) {
+					return n, err
+				}
 				return n, localError{fmt.Errorf("write decoded %s: %w", name, err)}
 			}
 			n += int64(m)
@@ -586,6 +621,120 @@ func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off,
 			return n, errCorrupt{rerr}
 		}
 	}
+}
+
+// maxDecodeRatio bounds what a stored byte may decode to: LZ4 makes at
+// most 255 bytes of one (a match's length costs a byte per 255), plus a
+// block's slack.
+const (
+	maxDecodeRatio = 256
+	decodeSlack    = 1 << 20
+)
+
+// checkDecodeRatio refuses decoded bytes that the stored bytes read could
+// not have made: a file that does is no LZ4 of ours, and is stopped there.
+func checkDecodeRatio(decoded, stored int64) error {
+	if decoded > maxDecodeRatio*stored+decodeSlack {
+		return errNoRetry{fmt.Errorf("decodes to more than %d bytes from %d stored bytes, more than LZ4 can make: %w; stopped there",
+			maxDecodeRatio*stored+decodeSlack, stored, ErrReplicaDamaged)}
+	}
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// frameChecker bounds the decode of the last segment of an index, which
+// no successor's offset bounds: it checks each frame header's salts
+// against the index's WAL header (hdr, or the segment's own first 32
+// bytes when it starts the index) before writing, and stops the decode at
+// the first frame of another WAL, one that indexSegments would refuse.
+// Past until (a point-in-time restore's offset) nothing is checked, as
+// nothing there is read.
+type frameChecker struct {
+	w     io.WriterAt
+	hdr   *walformat.Header
+	until int64 // -1: no limit
+	head  []byte
+	fh    [walformat.FrameHeaderSize]byte
+}
+
+func (c *frameChecker) WriteAt(b []byte, off int64) (int, error) {
+	for i := 0; i < len(b); {
+		p := off + int64(i)
+		if c.until >= 0 && p >= c.until {
+			break
+		}
+		if p < walformat.HeaderSize {
+			take := min(walformat.HeaderSize-int(p), len(b)-i)
+			c.head = append(c.head, b[i:i+take]...)
+			i += take
+			if len(c.head) == walformat.HeaderSize {
+				h, err := walformat.ParseHeader(c.head)
+				if err != nil {
+					return 0, errNoRetry{fmt.Errorf("not a WAL (%v): %w; stopped there", err, ErrReplicaDamaged)}
+				}
+				c.hdr = &h
+			}
+			continue
+		}
+		if c.hdr == nil {
+			break // a header cut short: indexSegments reports it
+		}
+		fs := c.hdr.FrameSize()
+		in := (p - walformat.HeaderSize) % fs
+		if in >= walformat.FrameHeaderSize {
+			i += int(min(fs-in, int64(len(b)-i)))
+			continue
+		}
+		take := min(walformat.FrameHeaderSize-int(in), len(b)-i)
+		copy(c.fh[in:], b[i:i+take])
+		i += take
+		if int(in)+take == walformat.FrameHeaderSize {
+			salt1, salt2 := binary.BigEndian.Uint32(c.fh[8:]), binary.BigEndian.Uint32(c.fh[12:])
+			if salt1 != c.hdr.Salt1 || salt2 != c.hdr.Salt2 {
+				return 0, errNoRetry{fmt.Errorf("frame at offset %s: salt differs from its index's WAL header, no frame of this index: %w; stopped there",
+					FormatOffset(p+int64(take)-walformat.FrameHeaderSize), ErrReplicaDamaged)}
+			}
+		}
+	}
+	return c.w.WriteAt(b, off)
+}
+
+// readGroupHeader reads the WAL header at the start of a group's decoded
+// file.
+func readGroupHeader(path string) (*walformat.Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, localError{err}
+	}
+	defer f.Close()
+	buf := make([]byte, walformat.HeaderSize)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil, fmt.Errorf("shorter than a WAL header: %w", ErrReplicaDamaged)
+	}
+	h, err := walformat.ParseHeader(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrReplicaDamaged)
+	}
+	return &h, nil
+}
+
+// until is the offset a point-in-time restore stops at in index, or -1.
+func (d *downloader) until(index int) int64 {
+	if u := d.untilPos; u != nil && u.Index == index {
+		return u.Offset
+	}
+	return -1
 }
 
 // decodeBuffers recycles decodeBounded's buffers: a fresh one per segment

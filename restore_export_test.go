@@ -9,3 +9,6 @@ func SetBeforeMoveIntoPlace(t testing.TB, f func(outputPath string)) {
 	beforeMoveIntoPlace = f
 	t.Cleanup(func() { beforeMoveIntoPlace = nil })
 }
+
+// CheckDecodeRatio is checkDecodeRatio, for tests.
+func CheckDecodeRatio(decoded, stored int64) error { return checkDecodeRatio(decoded, stored) }
