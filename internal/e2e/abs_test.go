@@ -3,10 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,21 +38,11 @@ func TestABSReplicateRestore(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := writeConfig(t, dir, dbPath, absReplica(srv, container, "200ms"))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "1500", "-rows", "5", "-size", "2000", "-big", fmt.Sprint(12<<20), "-every", "1ms")
-	if code := w.Wait(3 * time.Minute); code != 0 {
-		t.Fatalf("writer exited %d", code)
-	}
-	time.Sleep(time.Second)
-	stopReplicate(t, rep)
+	rep, n := replicateWithWriter(t, cfg, dbPath, time.Second, "-n", "1500", "-rows", "5", "-size", "2000", "-big", fmt.Sprint(12<<20), "-every", "1ms")
 	if !strings.Contains(rep.Output(), "type=abs") || strings.Contains(rep.Output(), abstest.AccountKey) {
 		t.Fatalf("the startup line does not name the abs replica, or shows the key:\n%s", rep.Output())
 	}
-	restoreAndVerify(t, w.LastCommitted(), absURL(srv, container))
-	if n := generationCount(t, absURL(srv, container)); n != 1 {
-		t.Fatalf("%d generations", n)
-	}
-	requireLive(t, dbPath, w.LastCommitted())
+	requireRestored(t, dbPath, n, 1, absURL(srv, container))
 }
 
 // TestABSReplicateRestoreWithOutage stops Azurite for 30 seconds under a
@@ -67,29 +55,7 @@ func TestABSReplicateRestoreWithOutage(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := writeConfig(t, dir, dbPath, absReplica(srv, container, "200ms"))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "0", "-rows", "3", "-size", "1500", "-every", "5ms")
-	WaitFor(t, 30*time.Second, "first snapshot", func() bool { return strings.Contains(rep.Output(), "snapshot written") })
-	time.Sleep(time.Second)
-
-	outage := 30 * time.Second
-	if testing.Short() {
-		outage = 5 * time.Second
-	}
-	srv.Stop()
-	before := w.LastCommitted()
-	time.Sleep(outage)
-	if w.Exited() || w.LastCommitted() <= before {
-		t.Fatalf("the application stopped writing during the outage (%d -> %d)", before, w.LastCommitted())
-	}
-	srv.Start()
-	time.Sleep(3 * time.Second)
-	w.Signal(syscall.SIGINT)
-	w.Wait(time.Minute)
-	stopReplicate(t, rep)
-	if strings.Count(rep.Output(), "new generation") != 1 {
-		t.Fatalf("the outage started a new generation:\n%s", rep.Output())
-	}
+	rep, n := replicateThroughOutage(t, cfg, dbPath, srv)
 	// An outage is told in our words, naming the endpoint, not the SDK's.
 	// One the requests' retries (about 30 s of backoff) outlast is not
 	// told at all.
@@ -99,11 +65,7 @@ func TestABSReplicateRestoreWithOutage(t *testing.T) {
 		t.Fatalf("the log shows the key, or does not tell the outage in our words:\n%s", out)
 	}
 	t.Logf("the outage in the log: %d ERROR, %d WARN lines", strings.Count(out, "level=ERROR"), strings.Count(out, "level=WARN"))
-	restoreAndVerify(t, w.LastCommitted(), absURL(srv, container))
-	if n := generationCount(t, absURL(srv, container)); n != 1 {
-		t.Fatalf("%d generations", n)
-	}
-	requireLive(t, dbPath, w.LastCommitted())
+	requireRestored(t, dbPath, n, 1, absURL(srv, container))
 }
 
 // v03ABSConfig writes a config file in v0.3's own keys for one database
@@ -132,13 +94,7 @@ func v03ABSConfig(t *testing.T, dir, dbPath string, srv *abstest.Server, contain
 // URL, so it restores through its config file (LITESTREAM_CONFIG, which
 // both read).
 func TestV03InteropABS(t *testing.T) {
-	v03 := os.Getenv("LITESTREAM_V03")
-	if v03 == "" {
-		t.Skip("LITESTREAM_V03 is not set: `make test` builds Litestream v0.3.13 into ./bin and runs this test against it")
-	}
-	if _, err := os.Stat(v03); err != nil {
-		t.Fatalf("LITESTREAM_V03: %v", err)
-	}
+	v03 := v03Binary(t)
 	srv := abstest.StartServer(t)
 	t.Setenv("LITESTREAM_AZURE_ACCOUNT_KEY", "")
 
@@ -158,19 +114,12 @@ func TestV03InteropABS(t *testing.T) {
 		dir := t.TempDir()
 		dbPath := filepath.Join(dir, "app.db")
 		cfg := v03ABSConfig(t, dir, dbPath, srv, container)
-		rep := Start(t, v03, "replicate", "-config", cfg)
-		w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
-		w.Wait(2 * time.Minute)
-		// v0.3 ships on its own schedule: give it a few sync intervals.
-		time.Sleep(3 * time.Second)
-		rep.Signal(syscall.SIGINT)
-		rep.Wait(time.Minute)
+		rep, n := replicateV03(t, v03, cfg, dbPath)
 		if strings.Contains(rep.Output(), "ERROR") || strings.Contains(rep.Output(), "error") {
 			t.Logf("v0.3's log:\n%s", rep.Output())
 		}
-		restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath)
+		restoreAndVerify(t, n, "-config", cfg, dbPath)
 		useABSKey(t)
-		restoreAndVerify(t, w.LastCommitted(), absURL(srv, container))
-		requireLive(t, dbPath, w.LastCommitted())
+		requireRestored(t, dbPath, n, 0, absURL(srv, container))
 	})
 }

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 var bin Binaries
@@ -56,15 +54,7 @@ func fileReplica(name, path string) string {
 // exactly want transactions.
 func restoreAndVerify(t *testing.T, want int, args ...string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "restored.db")
-	stdout, stderr, code := Run(context.Background(), bin.Litestream, append([]string{"restore", "-o", out}, args...)...)
-	if code != 0 {
-		t.Fatalf("restore %v: exit %d\n%s%s", args, code, stdout, stderr)
-	}
-	m, err := sqlwriter.Verify(context.Background(), out)
-	if err != nil {
-		t.Fatalf("restored database: %v", err)
-	}
+	out, m := restoreVerified(t, bin.Litestream, args...)
 	if m != want {
 		t.Fatalf("restored %d transactions, want %d", m, want)
 	}
@@ -75,15 +65,7 @@ func restoreAndVerify(t *testing.T, want int, args ...string) string {
 // returns how many transactions it holds.
 func restoreAndVerifyAtLeast(t *testing.T, args ...string) int {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "restored.db")
-	stdout, stderr, code := Run(context.Background(), bin.Litestream, append([]string{"restore", "-o", out}, args...)...)
-	if code != 0 {
-		t.Fatalf("restore %v: exit %d\n%s%s", args, code, stdout, stderr)
-	}
-	m, err := sqlwriter.Verify(context.Background(), out)
-	if err != nil {
-		t.Fatalf("restored database: %v", err)
-	}
+	_, m := restoreVerified(t, bin.Litestream, args...)
 	return m
 }
 
@@ -96,9 +78,11 @@ func stopReplicate(t *testing.T, p *Proc) {
 	}
 }
 
-func generationCount(t *testing.T, replica string) int {
+// generationCount returns how many generations the generations command
+// lists for replica (a URL or path, or "-config", a file and a database).
+func generationCount(t *testing.T, replica ...string) int {
 	t.Helper()
-	stdout, stderr, code := Run(context.Background(), bin.Litestream, "generations", replica)
+	stdout, stderr, code := Run(context.Background(), bin.Litestream, append([]string{"generations"}, replica...)...)
 	if code != 0 {
 		t.Fatalf("generations: %s", stderr)
 	}
@@ -112,24 +96,15 @@ func TestReplicateRestore(t *testing.T) {
 	dir := t.TempDir()
 	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 	big := 110 << 20
 	if testing.Short() {
 		big = 8 << 20
 	}
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "3000", "-rows", "6", "-size", "3000", "-big", fmt.Sprint(big))
-	if code := w.Wait(5 * time.Minute); code != 0 {
-		t.Fatalf("writer exited %d: %s", code, w.Output())
+	_, n := replicateWithWriter(t, cfg, dbPath, 0, "-n", "3000", "-rows", "6", "-size", "3000", "-big", fmt.Sprint(big))
+	if n != 3000 {
+		t.Fatalf("writer committed %d", n)
 	}
-	stopReplicate(t, rep)
-	if w.LastCommitted() != 3000 {
-		t.Fatalf("writer committed %d", w.LastCommitted())
-	}
-	restoreAndVerify(t, 3000, replica)
-	if n := generationCount(t, replica); n != 1 {
-		t.Fatalf("%d generations, want 1", n)
-	}
-	requireLive(t, dbPath, 3000)
+	requireRestored(t, dbPath, 3000, 1, replica)
 }
 
 // TestKillAndRestart: kill -9 replicate while a writer streams, restart it;
@@ -158,11 +133,8 @@ func TestKillAndRestart(t *testing.T) {
 	w.Signal(syscall.SIGINT)
 	w.Wait(time.Minute)
 	stopReplicate(t, rep)
-	restoreAndVerify(t, w.LastCommitted(), replica)
-	if n := generationCount(t, replica); n != 1 {
-		t.Fatalf("%d generations after kill -9 restarts, want 1 (continuity held)", n)
-	}
-	requireLive(t, dbPath, w.LastCommitted())
+	// One generation after the kill -9 restarts: continuity held.
+	requireRestored(t, dbPath, w.LastCommitted(), 1, replica)
 }
 
 // TestAppCheckpoints: the application checkpoints on its own while
@@ -173,21 +145,15 @@ func TestAppCheckpoints(t *testing.T) {
 	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
 
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "1500", "-rows", "5", "-size", "1500", "-autocheckpoint", "50")
-	if code := w.Wait(3 * time.Minute); code != 0 {
-		t.Fatalf("writer: %s", w.Output())
-	}
-	stopReplicate(t, rep)
-	restoreAndVerify(t, 1500, replica)
-	requireLive(t, dbPath, 1500)
+	replicateWithWriter(t, cfg, dbPath, 0, "-n", "1500", "-rows", "5", "-size", "1500", "-autocheckpoint", "50")
+	requireRestored(t, dbPath, 1500, 0, replica)
 
 	// While replicate is stopped, the app writes and truncates the WAL.
-	w = Start(t, bin.Writer, "-db", dbPath, "-n", "200", "-truncate-every", "50")
+	w := Start(t, bin.Writer, "-db", dbPath, "-n", "200", "-truncate-every", "50")
 	if code := w.Wait(time.Minute); code != 0 {
 		t.Fatalf("writer: %s", w.Output())
 	}
-	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
+	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
 	WaitFor(t, 30*time.Second, "a new generation", func() bool {
 		return strings.Contains(rep.Output(), "new generation") && strings.Contains(rep.Output(), "snapshot written")
 	})
@@ -195,11 +161,7 @@ func TestAppCheckpoints(t *testing.T) {
 	if !strings.Contains(rep.Output(), "WAL header changed") && !strings.Contains(rep.Output(), "differ") {
 		t.Errorf("new generation without the reason logged:\n%s", rep.Output())
 	}
-	restoreAndVerify(t, 1700, replica)
-	if n := generationCount(t, replica); n != 2 {
-		t.Fatalf("%d generations, want 2", n)
-	}
-	requireLive(t, dbPath, 1700)
+	requireRestored(t, dbPath, 1700, 2, replica)
 }
 
 // TestTwoReplicas: one of two replicas is deleted half way; the other still

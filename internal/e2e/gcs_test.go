@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/litestream-go/litestream/internal/gcstest"
 )
@@ -50,35 +47,8 @@ func TestGCSReplicateRestoreWithOutage(t *testing.T) {
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := writeConfig(t, dir, dbPath, fmt.Sprintf(
 		"      - name: gcs\n        type: gcs\n        bucket: %s\n        path: app\n        sync-interval: 200ms\n", bucket))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "0", "-rows", "3", "-size", "1500", "-every", "5ms")
-	WaitFor(t, 30*time.Second, "first snapshot", func() bool { return strings.Contains(rep.Output(), "snapshot written") })
-	time.Sleep(time.Second)
-
-	outage := 30 * time.Second
-	if testing.Short() {
-		outage = 5 * time.Second
-	}
-	srv.Stop()
-	before := w.LastCommitted()
-	time.Sleep(outage)
-	if w.Exited() || w.LastCommitted() <= before {
-		t.Fatalf("the application stopped writing during the outage (%d -> %d)", before, w.LastCommitted())
-	}
-	srv.Start()
-	time.Sleep(3 * time.Second)
-	w.Signal(syscall.SIGINT)
-	w.Wait(time.Minute)
-	stopReplicate(t, rep)
-	if strings.Count(rep.Output(), "new generation") != 1 {
-		t.Fatalf("the outage started a new generation:\n%s", rep.Output())
-	}
-	u := "gcs://" + bucket + "/app"
-	restoreAndVerify(t, w.LastCommitted(), u)
-	if n := generationCount(t, u); n != 1 {
-		t.Fatalf("%d generations", n)
-	}
-	requireLive(t, dbPath, w.LastCommitted())
+	_, n := replicateThroughOutage(t, cfg, dbPath, srv)
+	requireRestored(t, dbPath, n, 1, "gcs://"+bucket+"/app")
 }
 
 // TestV03InteropGCS: a GCS replica this engine writes restores with
@@ -87,13 +57,7 @@ func TestGCSReplicateRestoreWithOutage(t *testing.T) {
 // the committed transactions. Both reach the emulator through
 // STORAGE_EMULATOR_HOST, which their storage libraries read.
 func TestV03InteropGCS(t *testing.T) {
-	v03 := os.Getenv("LITESTREAM_V03")
-	if v03 == "" {
-		t.Skip("LITESTREAM_V03 is not set: `make test` builds Litestream v0.3.13 into ./bin and runs this test against it")
-	}
-	if _, err := os.Stat(v03); err != nil {
-		t.Fatalf("LITESTREAM_V03: %v", err)
-	}
+	v03 := v03Binary(t)
 	srv := gcstest.StartServer(t)
 	useGCSEmulator(t, srv)
 
@@ -120,21 +84,14 @@ func v03ToOursGCS(t *testing.T, v03 string, srv *gcstest.Server, prefix string) 
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := filepath.Join(dir, "v03.yml")
 	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replicas:\n      - type: gcs\n        bucket: %s\n        path: %s\n        sync-interval: 100ms\n", dbPath, bucket, prefix))
-	rep := Start(t, v03, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
-	w.Wait(2 * time.Minute)
-	// v0.3 ships on its own schedule: give it a few sync intervals.
-	time.Sleep(3 * time.Second)
-	rep.Signal(syscall.SIGINT)
-	rep.Wait(time.Minute)
+	_, n := replicateV03(t, v03, cfg, dbPath)
 	names := srv.ObjectNames(t, bucket)
 	if len(names) == 0 || !strings.HasPrefix(names[0], prefix+"/generations/") {
 		t.Fatalf("v0.3 wrote %v, want names under %s/generations/", names, prefix)
 	}
 	if !strings.HasPrefix(prefix, "/") {
-		restoreAndVerify(t, w.LastCommitted(), "gcs://"+bucket+"/"+prefix)
+		restoreAndVerify(t, n, "gcs://"+bucket+"/"+prefix)
 	}
 	// Our config, with v0.3's keys, reads it.
-	restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath)
-	requireLive(t, dbPath, w.LastCommitted())
+	requireRestored(t, dbPath, n, 0, "-config", cfg, dbPath)
 }

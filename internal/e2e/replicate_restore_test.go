@@ -18,12 +18,7 @@ func TestReplicateRestoreIfDBNotExists(t *testing.T) {
 	dir := t.TempDir()
 	dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 	cfg := writeConfig(t, dir, dbPath, fileReplica("file", replica))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "200", "-every", "1ms")
-	if code := w.Wait(time.Minute); code != 0 {
-		t.Fatalf("writer: %s", w.Output())
-	}
-	stopReplicate(t, rep)
+	replicateWithWriter(t, cfg, dbPath, 0, "-n", "200", "-every", "1ms")
 
 	// The host lost its disk: the database, its WAL and the meta directory.
 	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", filepath.Join(dir, ".app.db-litestream")} {
@@ -35,7 +30,7 @@ func TestReplicateRestoreIfDBNotExists(t *testing.T) {
 	counted := filepath.Join(dir, "counted")
 	child := fmt.Sprintf(`sh -c 'sqlite3 %s "SELECT MAX(tx) FROM t" > %s'`, dbPath, counted)
 	requireSQLite3(t)
-	rep = Start(t, bin.Litestream, "replicate", "-config", cfg, "-restore-if-db-not-exists", "-exec", child)
+	rep := Start(t, bin.Litestream, "replicate", "-config", cfg, "-restore-if-db-not-exists", "-exec", child)
 	if code := rep.Wait(time.Minute); code != 0 {
 		t.Fatalf("replicate -exec exited %d:\n%s", code, rep.Output())
 	}
@@ -50,20 +45,12 @@ func TestReplicateRestoreIfDBNotExists(t *testing.T) {
 	// Writes after the restore replicate in a new generation; restore holds
 	// them all.
 	writeFile(t, cfg, strings.Replace(readFile(t, cfg), "    monitor-interval: 50ms\n", "    monitor-interval: 50ms\n    restore-if-db-not-exists: true\n", 1))
-	rep = Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w = Start(t, bin.Writer, "-db", dbPath, "-n", "100", "-every", "1ms")
-	if code := w.Wait(time.Minute); code != 0 {
-		t.Fatalf("writer: %s", w.Output())
-	}
-	stopReplicate(t, rep)
+	rep, _ = replicateWithWriter(t, cfg, dbPath, 0, "-n", "100", "-every", "1ms")
 	if out := rep.Output(); !strings.Contains(out, "database exists; not restored") || strings.Contains(out, "restoring it before replicating") {
 		t.Errorf("an existing database was not left alone:\n%s", out)
 	}
-	restoreAndVerify(t, 300, replica)
-	if n := generationCount(t, replica); n != 2 {
-		t.Errorf("%d generations; want 2 (the restored database replicates in a new one)", n)
-	}
-	requireLive(t, dbPath, 300)
+	// Two generations: the restored database replicates in a new one.
+	requireRestored(t, dbPath, 300, 2, replica)
 
 	// No backup anywhere: the database starts empty, and the log says so.
 	empty := filepath.Join(dir, "new.db")

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,21 +34,11 @@ func TestSFTPReplicateRestore(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := writeConfig(t, dir, dbPath, fmt.Sprintf("      - url: %s\n        host-key: %q\n        sync-interval: 200ms\n", u, srv.HostKeyLine()))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "1500", "-rows", "5", "-size", "2000", "-big", fmt.Sprint(12<<20), "-every", "1ms")
-	if code := w.Wait(3 * time.Minute); code != 0 {
-		t.Fatalf("writer exited %d", code)
-	}
-	time.Sleep(time.Second)
-	stopReplicate(t, rep)
+	rep, n := replicateWithWriter(t, cfg, dbPath, time.Second, "-n", "1500", "-rows", "5", "-size", "2000", "-big", fmt.Sprint(12<<20), "-every", "1ms")
 	if !strings.Contains(rep.Output(), "type=sftp") || strings.Contains(rep.Output(), sftptest.Password) {
 		t.Fatalf("the startup line does not name the sftp replica, or shows the password:\n%s", rep.Output())
 	}
-	restoreAndVerify(t, w.LastCommitted(), u)
-	if n := generationCount(t, u); n != 1 {
-		t.Fatalf("%d generations", n)
-	}
-	requireLive(t, dbPath, w.LastCommitted())
+	requireRestored(t, dbPath, n, 1, u)
 }
 
 // TestSFTPReplicateRestoreWithOutage stops sshd, and every session it
@@ -63,35 +50,8 @@ func TestSFTPReplicateRestoreWithOutage(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	cfg := writeConfig(t, dir, dbPath, sftpKeyReplica(srv, srv.NewDir(t), "200ms"))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "0", "-rows", "3", "-size", "1500", "-every", "5ms")
-	WaitFor(t, 30*time.Second, "first snapshot", func() bool { return strings.Contains(rep.Output(), "snapshot written") })
-	time.Sleep(time.Second)
-
-	outage := 30 * time.Second
-	if testing.Short() {
-		outage = 5 * time.Second
-	}
-	srv.Stop()
-	before := w.LastCommitted()
-	time.Sleep(outage)
-	if w.Exited() || w.LastCommitted() <= before {
-		t.Fatalf("the application stopped writing during the outage (%d -> %d)", before, w.LastCommitted())
-	}
-	srv.Start()
-	time.Sleep(3 * time.Second)
-	w.Signal(syscall.SIGINT)
-	w.Wait(time.Minute)
-	stopReplicate(t, rep)
-	if strings.Count(rep.Output(), "new generation") != 1 {
-		t.Fatalf("the outage started a new generation:\n%s", rep.Output())
-	}
-	restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath)
-	stdout, stderr, code := Run(context.Background(), bin.Litestream, "generations", "-config", cfg, dbPath)
-	if code != 0 || len(strings.Split(strings.TrimSpace(stdout), "\n")) != 2 {
-		t.Fatalf("generations: exit %d\n%s%s", code, stdout, stderr)
-	}
-	requireLive(t, dbPath, w.LastCommitted())
+	_, n := replicateThroughOutage(t, cfg, dbPath, srv)
+	requireRestored(t, dbPath, n, 1, "-config", cfg, dbPath)
 }
 
 // TestV03InteropSFTP: a replica we write to sshd restores with Litestream
@@ -99,13 +59,7 @@ func TestSFTPReplicateRestoreWithOutage(t *testing.T) {
 // configured with its own keys (type, host, user, key-path, path),
 // restores with ours from that same config file.
 func TestV03InteropSFTP(t *testing.T) {
-	v03 := os.Getenv("LITESTREAM_V03")
-	if v03 == "" {
-		t.Skip("LITESTREAM_V03 is not set: `make test` builds Litestream v0.3.13 into ./bin and runs this test against it")
-	}
-	if _, err := os.Stat(v03); err != nil {
-		t.Fatalf("LITESTREAM_V03: %v", err)
-	}
+	v03 := v03Binary(t)
 	srv := sftptest.StartServer(t)
 
 	t.Run("ours to v0.3", func(t *testing.T) {
@@ -124,14 +78,7 @@ func TestV03InteropSFTP(t *testing.T) {
 		cfg := filepath.Join(dir, "v03.yml")
 		writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replicas:\n      - type: sftp\n        host: %s\n        user: %s\n        key-path: %s\n        path: %s\n        sync-interval: 100ms\n",
 			dbPath, srv.Addr, srv.User, srv.ClientKeyPath, srv.NewDir(t)))
-		rep := Start(t, v03, "replicate", "-config", cfg)
-		w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
-		w.Wait(2 * time.Minute)
-		// v0.3 ships on its own schedule: give it a few sync intervals.
-		time.Sleep(3 * time.Second)
-		rep.Signal(syscall.SIGINT)
-		rep.Wait(time.Minute)
-		restoreAndVerify(t, w.LastCommitted(), "-config", cfg, dbPath)
-		requireLive(t, dbPath, w.LastCommitted())
+		_, n := replicateV03(t, v03, cfg, dbPath)
+		requireRestored(t, dbPath, n, 0, "-config", cfg, dbPath)
 	})
 }

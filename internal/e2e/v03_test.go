@@ -1,17 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/litestream-go/litestream/internal/s3test"
-	"github.com/litestream-go/litestream/internal/sqlwriter"
 )
 
 // TestV03Interop checks drop-in compatibility with the real thing: replicas
@@ -20,13 +15,7 @@ import (
 // committed transactions. LITESTREAM_V03 names the v0.3 binary; `make
 // test` builds it from the Go module proxy into ./bin.
 func TestV03Interop(t *testing.T) {
-	v03 := os.Getenv("LITESTREAM_V03")
-	if v03 == "" {
-		t.Skip("LITESTREAM_V03 is not set: `make test` builds Litestream v0.3.13 into ./bin and runs this test against it")
-	}
-	if _, err := os.Stat(v03); err != nil {
-		t.Fatalf("LITESTREAM_V03: %v", err)
-	}
+	v03 := v03Binary(t)
 
 	t.Run("ours to v0.3, file", func(t *testing.T) {
 		dir := t.TempDir()
@@ -63,16 +52,9 @@ func TestV03Interop(t *testing.T) {
 		dbPath, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
 		cfg := filepath.Join(dir, "v03.yml")
 		writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replicas:\n      - path: %s\n        sync-interval: 100ms\n", dbPath, replica))
-		rep := Start(t, v03, "replicate", "-config", cfg)
-		w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
-		w.Wait(2 * time.Minute)
-		// v0.3 ships on its own schedule: give it a few sync intervals.
-		time.Sleep(3 * time.Second)
-		rep.Signal(syscall.SIGINT)
-		rep.Wait(time.Minute)
-		restoreAndVerify(t, w.LastCommitted(), replica)
-		restoreAndVerify(t, w.LastCommitted(), "file://"+replica)
-		requireLive(t, dbPath, w.LastCommitted())
+		_, n := replicateV03(t, v03, cfg, dbPath)
+		restoreAndVerify(t, n, replica)
+		requireRestored(t, dbPath, n, 0, "file://"+replica)
 	})
 }
 
@@ -83,28 +65,16 @@ func replicateOurs(t *testing.T, dir, dbPath, replica string) int {
 	t.Helper()
 	cfg := filepath.Join(dir, "litestream.yml")
 	writeFile(t, cfg, fmt.Sprintf("dbs:\n  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replicas:\n%s", dbPath, replica))
-	rep := Start(t, bin.Litestream, "replicate", "-config", cfg)
-	w := Start(t, bin.Writer, "-db", dbPath, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
-	w.Wait(2 * time.Minute)
-	stopReplicate(t, rep)
-	requireLive(t, dbPath, w.LastCommitted())
-	return w.LastCommitted()
+	_, n := replicateWithWriter(t, cfg, dbPath, 0, "-n", "600", "-rows", "4", "-size", "700", "-every", "2ms")
+	requireLive(t, dbPath, n)
+	return n
 }
 
 // restoreWith restores url with the given litestream binary and checks the
 // result holds exactly want transactions.
 func restoreWith(t *testing.T, binary string, want int, url string) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "restored.db")
-	stdout, stderr, code := Run(context.Background(), binary, "restore", "-o", out, url)
-	if code != 0 {
-		t.Fatalf("%s restore %s: exit %d\n%s%s", binary, url, code, stdout, stderr)
-	}
-	m, err := sqlwriter.Verify(context.Background(), out)
-	if err != nil {
-		t.Fatalf("database restored by %s: %v", binary, err)
-	}
-	if m != want {
+	if _, m := restoreVerified(t, binary, url); m != want {
 		t.Fatalf("%s restored %d transactions, want %d", binary, m, want)
 	}
 }
