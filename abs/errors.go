@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/litestream-go/litestream"
 )
 
 // ErrNoAccountKey is wrapped by the error of a client that has an account
@@ -27,6 +29,19 @@ const (
 	failServer               // a 5xx or throttling answer
 	failCanceled             // the caller's context ended
 )
+
+// check classes f for litestream.RetryStoreCheck.
+func (f requestFailure) check() litestream.CheckFailure {
+	switch f.kind {
+	case failServer:
+		return litestream.CheckServerError
+	case failUnreachable:
+		return litestream.CheckUnreachable
+	case failCanceled:
+		return litestream.CheckCanceled
+	}
+	return litestream.CheckFinal
+}
 
 // requestFailure is what describe and classify read from an SDK error.
 type requestFailure struct {

@@ -203,46 +203,22 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 	}
 	prefix := c.key(litestream.GenerationsDir()) + "/"
 	one := int32(1)
-	var last error
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		// One try per attempt: this loop, not the SDK, decides on retries.
+	return litestream.RetryStoreCheck(ctx, start, func() error {
+		// One try per attempt: RetryStoreCheck, not the SDK, decides on retries.
 		actx := policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 		_, err := client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: &one}).NextPage(actx)
-		if err == nil {
-			return nil
-		}
-		f := classify(err)
-		switch {
-		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		case last != nil:
-			// The bound cut this attempt short: it proves nothing.
-			err, f = last, classify(last)
-		default:
-			// The first attempt is still waiting for an answer; the bound
-			// is named, not the time measured: the caller chose it.
-			waited := time.Since(start)
-			if deadline, ok := ctx.Deadline(); ok {
-				waited = deadline.Sub(start)
+		return err
+	}, func(err error) litestream.CheckFailure { return classify(err).check() },
+		func(err error, _ int, noAnswer string) error {
+			f := classify(err)
+			if noAnswer != "" {
+				f.kind, f.message = failUnreachable, noAnswer
 			}
-			f.kind, f.message = failUnreachable, fmt.Sprintf("no answer in %s", waited.Round(100*time.Millisecond))
-		}
-		if f.kind == failNotFound {
-			f.kind = failNoContainer // a listing in a container that exists never answers 404
-		}
-		if f.kind != failServer && f.kind != failUnreachable || ctx.Err() != nil {
-			if f.kind == failServer {
-				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, err))
+			if f.kind == failNotFound {
+				f.kind = failNoContainer // a listing in a container that exists never answers 404
 			}
 			return c.describeAs("", f, err)
-		}
-		last = err
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+		})
 }
 
 func orDefault(s, def string) string {

@@ -15,6 +15,8 @@ import (
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
+
+	"github.com/litestream-go/litestream"
 )
 
 // ErrNoCredentials is wrapped by the error of a client for which the
@@ -40,6 +42,19 @@ const (
 	failServer               // a 5xx or throttling answer
 	failCanceled             // the caller's context ended
 )
+
+// check classes f for litestream.RetryStoreCheck.
+func (f requestFailure) check() litestream.CheckFailure {
+	switch f.kind {
+	case failServer:
+		return litestream.CheckServerError
+	case failUnreachable:
+		return litestream.CheckUnreachable
+	case failCanceled:
+		return litestream.CheckCanceled
+	}
+	return litestream.CheckFinal
+}
 
 // requestFailure is what describe and classify read from a client error.
 type requestFailure struct {

@@ -186,45 +186,22 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
 		return err
 	}
-	var last error
-	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
+	return litestream.RetryStoreCheck(ctx, start, func() error {
 		var page []*storage.ObjectAttrs
 		_, err := iterator.NewPager(once.Objects(ctx, q), 1, "").NextPage(&page)
 		if err == nil {
 			c.op("LIST", 0)
-			return nil
 		}
-		f := classify(err, true)
-		f.attempts = attempt
-		switch {
-		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		case last != nil:
-			// The bound cut this attempt short: it proves nothing.
-			err, f = last, classify(last, true)
-			f.attempts = attempt - 1
-		default:
-			// The first attempt is still waiting for an answer: the
-			// bound is named, not the time measured, as the caller chose it.
-			waited := time.Since(start)
-			if deadline, ok := ctx.Deadline(); ok {
-				waited = deadline.Sub(start)
-			}
-			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", waited.Round(100*time.Millisecond))
-		}
-		if f.kind != failServer && f.kind != failUnreachable || ctx.Err() != nil {
-			if f.kind == failServer {
-				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, err))
+		return err
+	}, func(err error) litestream.CheckFailure { return classify(err, true).check() },
+		func(err error, attempts int, noAnswer string) error {
+			f := classify(err, true)
+			f.attempts = attempts
+			if noAnswer != "" {
+				f.kind, f.netErr = failUnreachable, errors.New(noAnswer)
 			}
 			return c.describeAs("", f, err)
-		}
-		last = err
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+		})
 }
 
 // list calls fn with every object (or, with a delimiter, prefix) under a

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+
+	"github.com/litestream-go/litestream"
 )
 
 // ErrNoCredentials is wrapped by the error of a request for which the AWS
@@ -35,6 +37,19 @@ const (
 	failServer               // a 5xx or throttling answer
 	failCanceled             // the caller's context ended
 )
+
+// check classes f for litestream.RetryStoreCheck.
+func (f requestFailure) check() litestream.CheckFailure {
+	switch f.kind {
+	case failServer:
+		return litestream.CheckServerError
+	case failUnreachable:
+		return litestream.CheckUnreachable
+	case failCanceled:
+		return litestream.CheckCanceled
+	}
+	return litestream.CheckFinal
+}
 
 // requestFailure is what describe and classify read from an SDK error.
 type requestFailure struct {

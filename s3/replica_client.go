@@ -212,47 +212,24 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 		Bucket: aws.String(c.Bucket), Prefix: aws.String(c.key(litestream.GenerationsDir()) + "/"), MaxKeys: aws.Int32(1),
 	}
 	oneAttempt := func(o *s3.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 1) }
-	var last error
-	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
+	return litestream.RetryStoreCheck(ctx, start, func() error {
 		_, err := client.ListObjectsV2(ctx, in, oneAttempt)
 		if err == nil {
 			c.op("LIST", 0)
-			return nil
 		}
-		f := classify(err)
-		f.attempts = attempt
-		switch {
-		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		case last != nil:
-			// The bound cut this attempt short: it proves nothing.
-			err, f = last, classify(last)
-			f.attempts = attempt - 1
-		default:
-			// The first attempt is still waiting for an answer.
-			// The bound is named, not the time measured: the caller chose it.
-			waited := time.Since(start)
-			if deadline, ok := ctx.Deadline(); ok {
-				waited = deadline.Sub(start)
+		return err
+	}, func(err error) litestream.CheckFailure { return classify(err).check() },
+		func(err error, attempts int, noAnswer string) error {
+			f := classify(err)
+			f.attempts = attempts
+			if noAnswer != "" {
+				f.kind, f.netErr = failUnreachable, errors.New(noAnswer)
 			}
-			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", waited.Round(100*time.Millisecond))
-		}
-		if f.kind == failNotFound {
-			f.kind = failNoBucket // a LIST in a bucket that exists never answers 404
-		}
-		if f.kind != failServer && f.kind != failUnreachable || ctx.Err() != nil {
-			if f.kind == failServer {
-				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, err))
+			if f.kind == failNotFound {
+				f.kind = failNoBucket // a LIST in a bucket that exists never answers 404
 			}
 			return c.describeAs("", f, err)
-		}
-		last = err
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+		})
 }
 
 func orDefault(s, def string) string {

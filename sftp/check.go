@@ -50,51 +50,30 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 		}
 		return nil
 	}
-	var last error
-	for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
-		err := c.doN(ctx, "", 1, check)
-		if err == nil {
-			return nil
-		}
-		f := classify(err)
-		f.attempts = attempt
-		var p *permanent
-		switch {
-		case errors.As(err, &p):
-			return p.err
-		case f.kind != failCanceled || !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		case last != nil:
-			// The bound cut this attempt short: it proves nothing.
-			err, f = last, classify(last)
-			f.attempts = attempt - 1
-		default:
-			// The first attempt is still waiting for an answer. The bound
-			// is named, not the time measured: the caller chose it.
-			waited := time.Since(start)
-			if deadline, ok := ctx.Deadline(); ok {
-				waited = deadline.Sub(start)
+	return litestream.RetryStoreCheck(ctx, start, func() error { return c.doN(ctx, "", 1, check) },
+		func(err error) litestream.CheckFailure {
+			var p *permanent
+			if errors.As(err, &p) {
+				return litestream.CheckFinal
 			}
-			f.kind, f.netErr = failUnreachable, fmt.Errorf("no answer in %s", waited.Round(100*time.Millisecond))
-		}
-		if !f.transient() || ctx.Err() != nil {
-			unwrapped := err
+			return classify(err).check()
+		},
+		func(err error, attempts int, noAnswer string) error {
+			var p *permanent
+			if errors.As(err, &p) {
+				return p.err
+			}
+			f := classify(err)
+			f.attempts = attempts
+			if noAnswer != "" {
+				f.kind, f.netErr = failUnreachable, errors.New(noAnswer)
+			}
 			var de *describedError
 			if errors.As(err, &de) {
-				unwrapped = de.err
+				err = de.err
 			}
-			if f.kind == failServer {
-				return fmt.Errorf("%w: %w", litestream.ErrStoreBusy, c.describeAs("", f, unwrapped))
-			}
-			return c.describeAs("", f, unwrapped)
-		}
-		last = err
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+			return c.describeAs("", f, err)
+		})
 }
 
 // reason returns an SFTP error's cause in a few words.

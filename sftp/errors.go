@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/pkg/sftp"
+
+	"github.com/litestream-go/litestream"
 )
 
 // failure is what went wrong with a request, as far as the replica cares.
@@ -33,6 +35,20 @@ const (
 // transient reports whether a retry may cure the failure.
 func (f requestFailure) transient() bool {
 	return f.kind == failUnreachable || f.kind == failConnLost || f.kind == failServer
+}
+
+// check classes f for litestream.RetryStoreCheck: a lost connection is
+// retried like one never made.
+func (f requestFailure) check() litestream.CheckFailure {
+	switch f.kind {
+	case failServer:
+		return litestream.CheckServerError
+	case failUnreachable, failConnLost:
+		return litestream.CheckUnreachable
+	case failCanceled:
+		return litestream.CheckCanceled
+	}
+	return litestream.CheckFinal
 }
 
 // requestFailure is what describe reads from an error.
