@@ -121,14 +121,14 @@ func (x *segmentIndex) indexGroup(plan *RestorePlan, gi int, g *walGroup, until 
 	defer f.Close()
 	buf := make([]byte, walformat.HeaderSize)
 	if total < walformat.HeaderSize {
-		return fmt.Errorf("WAL segment %s: %d bytes, shorter than a WAL header", g.segmentAt(0), total)
+		return damaged(fmt.Errorf("WAL segment %s: %d bytes, shorter than a WAL header", g.segmentAt(0), total))
 	}
 	if _, err := f.ReadAt(buf, 0); err != nil {
 		return localError{fmt.Errorf("read decoded WAL: %w", err)}
 	}
 	hdr, err := walformat.ParseHeader(buf)
 	if err != nil {
-		return fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err)
+		return damaged(fmt.Errorf("WAL segment %s: %w", g.segmentAt(0), err))
 	}
 	x.pageSizes = append(x.pageSizes, int(hdr.PageSize))
 	rd := walformat.NewReader(bufio.NewReaderSize(io.NewSectionReader(f, walformat.HeaderSize, total-walformat.HeaderSize), 1<<20), hdr, hdr.Checksum1, hdr.Checksum2)
@@ -142,12 +142,14 @@ func (x *segmentIndex) indexGroup(plan *RestorePlan, gi int, g *walGroup, until 
 		fh, _, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
+		} else if errors.Is(err, walformat.ErrInvalidFrame) {
+			return damaged(fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err))
 		} else if err != nil {
 			return fmt.Errorf("WAL segment %s: frame at offset %s: %w", g.segmentAt(off), FormatOffset(off), err)
 		}
 		if fh.Pgno > maxPageNumber {
-			return fmt.Errorf("WAL segment %s: frame at offset %s: page number %d is above SQLite's limit (%d)",
-				g.segmentAt(off), FormatOffset(off), fh.Pgno, uint32(maxPageNumber))
+			return damaged(fmt.Errorf("WAL segment %s: frame at offset %s: page number %d is above SQLite's limit (%d)",
+				g.segmentAt(off), FormatOffset(off), fh.Pgno, uint32(maxPageNumber)))
 		}
 		txn = append(txn, pending{fh.Pgno, off + walformat.FrameHeaderSize})
 		off += hdr.FrameSize()
