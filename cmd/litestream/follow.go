@@ -45,7 +45,7 @@ func (f *followFlags) enabled() bool { return *f.follow }
 // made by a follower (naming the sidecar it expected). -follow-interval
 // alone is refused too: it means nothing without -follow.
 func (f *followFlags) check(output, index, timestamp, generation string) error {
-	if !*f.follow {
+	if !f.enabled() {
 		if *f.interval != litestream.DefaultFollowInterval {
 			return errors.New("-follow-interval needs -follow")
 		}

@@ -73,7 +73,9 @@ func TestFollowS3(t *testing.T) {
 	WaitFor(t, 30*time.Second, "first snapshot", func() bool { return strings.Contains(rep.Output(), "snapshot written") })
 	u := fmt.Sprintf("s3://%s.localhost:%s/app", bucket, strings.Split(srv.Addr, ":")[1])
 	out := filepath.Join(t.TempDir(), "follower.db")
-	follow := func() *Proc { return Start(t, bin.Litestream, "restore", "-follow", "-follow-interval", "1s", "-o", out, u) }
+	follow := func() *Proc {
+		return Start(t, bin.Litestream, "restore", "-follow", "-follow-interval", "1s", "-o", out, u)
+	}
 	fp := follow()
 	WaitFor(t, 60*time.Second, "the follower's first restore", func() bool { _, err := os.Stat(out); return err == nil })
 
