@@ -40,8 +40,14 @@ object. The result is checked with SQLite before it is moved into place:
 -integrity-check quick (PRAGMA quick_check, the default), full (PRAGMA
 integrity_check, slower) or none.
 
+With -follow, restore keeps the output current as a live read replica until
+SIGINT or SIGTERM: applications read it with SQLite at any time and see only
+states the primary committed. Its position is kept in a sidecar file beside
+the output (.NAME-follow), so a restart on the same output resumes.
+
 Examples:
 	litestream restore /var/lib/app.db
+	litestream restore -follow -o /data/replica.db s3://my-bucket/app
 	litestream restore -o /tmp/app.db s3://my-bucket/app
 	litestream restore -o /tmp/app.db -timestamp 2026-11-24T10:00:00Z /var/lib/app.db
 	litestream restore -dry-run -json /var/lib/app.db
@@ -61,6 +67,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	ifDBNotExists := fs.Bool("if-db-not-exists", false, "succeed quietly if the output already exists")
 	ifReplicaExists := fs.Bool("if-replica-exists", false, "succeed quietly if there is no backup to restore")
 	verbose := fs.Bool("v", false, "verbose: also log each step of the restore and its timings")
+	follow := registerFollowFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "print the plan (replica, generation, snapshot, segments, position reached and its time) and write nothing")
 	asJSON := fs.Bool("json", false, "with -dry-run: print the plan as one JSON object")
 	checkStr := fs.String("integrity-check", "quick", "check of the result before it is moved into place: quick (PRAGMA quick_check), full (PRAGMA integrity_check) or none")
@@ -109,6 +116,13 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 			return errors.New("-o is required when restoring from a replica URL")
 		}
 		out = dbc.Path
+	}
+	if err := follow.check(out, *indexStr, *timestampStr, *generation); err != nil {
+		return err
+	}
+	if follow.enabled() {
+		return follow.run(ctx, followRun{Replicas: replicas, Output: out, ReplicaName: *replicaName, Parallelism: *parallelism,
+			Verbose: *verbose, IfReplicaExists: *ifReplicaExists, Config: cf, FromConfig: dbc != nil, Stdout: c.stdout, Stderr: c.stderr})
 	}
 	// Before planning, which reads the replica: an output that exists, or
 	// another database's -wal, -shm or -journal beside it, fails at once.
