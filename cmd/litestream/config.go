@@ -648,8 +648,12 @@ func (r *ReplicaConfig) ignoredKeys() []string {
 	if r.Type == "gcs" && slices.Contains(ignored, "endpoint") {
 		hint = " (for a GCS emulator, set STORAGE_EMULATOR_HOST=HOST:PORT in the environment)"
 	}
+	verb := "they do"
+	if len(ignored) == 1 {
+		verb = "it does"
+	}
 	return []string{fmt.Sprintf("%s%s replica: %s ignored: %s not apply to this type, as in v0.3%s",
-		atLine(r.Line), r.Type, strings.Join(ignored, ", "), map[bool]string{true: "it does", false: "they do"}[len(ignored) == 1], hint)}
+		atLine(r.Line), r.Type, strings.Join(ignored, ", "), verb, hint)}
 }
 
 // atLine returns "line N: " for an entry read from the config file, and ""

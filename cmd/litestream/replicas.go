@@ -299,14 +299,18 @@ func newReplicaFromConfig(rc *ReplicaConfig, ops *litestream.OpCounter) (*litest
 		if ops != nil {
 			onOp = ops.Hook(rc.Type)
 		}
-		build := map[string]func(*ReplicaConfig, func(string, int64)) (litestream.ReplicaClient, error){
-			"gcs": newGCSClient, "abs": newABSClient, "sftp": newSFTPClient,
-		}[rc.Type]
-		c, err := build(rc, onOp)
+		var err error
+		switch rc.Type {
+		case "gcs":
+			client, err = newGCSClient(rc, onOp)
+		case "abs":
+			client, err = newABSClient(rc, onOp)
+		default:
+			client, err = newSFTPClient(rc, onOp)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("replica %s: %w", rc.Name, err)
 		}
-		client = c
 	default:
 		return nil, fmt.Errorf("replica %s: unsupported type %q", rc.Name, rc.Type)
 	}
