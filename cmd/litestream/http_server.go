@@ -30,7 +30,7 @@ type httpServer struct {
 
 // startHTTPServer binds addr now, so that a bad address fails at start, and
 // serves in the background until shutdown.
-func startHTTPServer(addr string, dbs []*litestream.DB, ops *litestream.OpCounter, window time.Duration, withPprof bool, logger *slog.Logger) (*httpServer, error) {
+func startHTTPServer(addr string, dbs *dbSet, ops *litestream.OpCounter, window time.Duration, withPprof bool, logger *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("addr %q: cannot listen for metrics (%v): choose a free host:port, or remove addr to turn metrics off", addr, err)
@@ -44,7 +44,7 @@ func startHTTPServer(addr string, dbs []*litestream.DB, ops *litestream.OpCounte
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	started := time.Now()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if problems := healthProblems(dbs, window, started, time.Now()); len(problems) > 0 {
+		if problems := healthProblems(dbs.list(), window, started, time.Now()); len(problems) > 0 {
 			http.Error(w, "unhealthy: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
 			return
 		}

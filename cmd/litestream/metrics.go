@@ -13,7 +13,7 @@ import (
 // names. It reads counters at scrape time, so the engine's hot paths carry
 // no instrumentation.
 type metricsCollector struct {
-	dbs []*litestream.DB
+	dbs *dbSet
 	ops *litestream.OpCounter
 
 	dbSize, walSize, shadowIndex, shadowSize                  *prometheus.Desc
@@ -24,7 +24,7 @@ type metricsCollector struct {
 	validations, opTotal, opBytes, replicaSyncs, replicaFails *prometheus.Desc
 }
 
-func newMetricsCollector(dbs []*litestream.DB, ops *litestream.OpCounter) *metricsCollector {
+func newMetricsCollector(dbs *dbSet, ops *litestream.OpCounter) *metricsCollector {
 	db := []string{"db"}
 	rep := []string{"db", "name"}
 	d := func(name, help string, labels []string) *prometheus.Desc {
@@ -76,7 +76,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	now := time.Now()
-	for _, db := range c.dbs {
+	for _, db := range c.dbs.list() {
 		p := db.Path()
 		gauge(c.dbSize, fileSize(p), p)
 		gauge(c.walSize, fileSize(db.WALPath()), p)

@@ -100,7 +100,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.Addr != "" {
-		srv, err := startHTTPServer(cfg.Addr, dbs, ops, cfg.HealthWindow.D(DefaultHealthWindow), cfg.Pprof, logger)
+		srv, err := startHTTPServer(cfg.Addr, newDBSet(dbs...), ops, cfg.HealthWindow.D(DefaultHealthWindow), cfg.Pprof, logger)
 		if err != nil {
 			return err
 		}
