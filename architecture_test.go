@@ -16,10 +16,11 @@ import (
 // tools) may import anything, and no layered package may import them
 // outside its tests.
 var packageLayers = map[string]int{
-	"internal/walformat": 0,
-	".":                  1,
-	"file":               2, "s3": 2, "gcs": 2, "abs": 2, "sftp": 2,
-	"cmd/litestream": 3,
+	"internal/walformat":   0,
+	".":                    1,
+	"internal/storeclient": 2,
+	"file":                 3, "s3": 3, "gcs": 3, "abs": 3, "sftp": 3,
+	"cmd/litestream": 4,
 }
 
 const testSupport = -1

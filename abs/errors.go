@@ -1,7 +1,6 @@
 package abs
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,37 +10,30 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // ErrNoAccountKey is wrapped by the error of a client that has an account
 // name but no key in its config nor in LITESTREAM_AZURE_ACCOUNT_KEY.
 var ErrNoAccountKey = errors.New("no Azure account key")
 
-// failure is what went wrong with a request, as far as the replica cares.
-type failure int
+// failure is what went wrong with a request, as far as the replica cares:
+// storeclient's kinds and Azure's own.
+type failure = storeclient.Kind
 
 const (
-	failOther        failure = iota
-	failNotFound             // the blob does not exist
-	failAccessDenied         // the service rejects the key or its rights
-	failNoContainer          // the container does not exist
-	failUnreachable          // no connection, DNS failure, timeout
-	failServer               // a 5xx or throttling answer
-	failCanceled             // the caller's context ended
+	failOther        = storeclient.Other
+	failNotFound     = storeclient.NotFound // the blob does not exist
+	failAccessDenied = storeclient.AccessDenied
+	failUnreachable  = storeclient.Unreachable
+	failServer       = storeclient.ServerError
+	failCanceled     = storeclient.Canceled
+
+	failNoContainer = storeclient.FirstOwnKind // the container does not exist
 )
 
 // check classes f for litestream.RetryStoreCheck.
-func (f requestFailure) check() litestream.CheckFailure {
-	switch f.kind {
-	case failServer:
-		return litestream.CheckServerError
-	case failUnreachable:
-		return litestream.CheckUnreachable
-	case failCanceled:
-		return litestream.CheckCanceled
-	}
-	return litestream.CheckFinal
-}
+func (f requestFailure) check() litestream.CheckFailure { return f.kind.Check() }
 
 // requestFailure is what describe and classify read from an SDK error.
 type requestFailure struct {
@@ -58,9 +50,6 @@ func classify(err error) requestFailure {
 	if errors.As(err, &re) {
 		f.code, f.status = re.ErrorCode, re.StatusCode
 	}
-	var oe *net.OpError
-	var dnsErr *net.DNSError
-	var ne net.Error
 	switch {
 	case f.code == "AuthenticationFailed" || f.code == "AuthorizationFailure" ||
 		strings.HasPrefix(f.code, "AuthorizationPermission") || f.code == "InvalidAuthenticationInfo" || f.status == 403:
@@ -73,16 +62,12 @@ func classify(err error) requestFailure {
 		f.kind = failServer
 	case f.status != 0:
 		f.kind = failOther
-	case errors.Is(err, context.Canceled):
-		f.kind = failCanceled
-	case errors.As(err, &dnsErr):
-		f.kind, f.netErr = failUnreachable, dnsErr
-	case errors.As(err, &oe):
-		f.kind, f.netErr = failUnreachable, oe
-	case errors.Is(err, context.DeadlineExceeded): // a net.Error too: test it first
-		f.kind = failCanceled
-	case errors.As(err, &ne) && ne.Timeout():
-		f.kind, f.netErr = failUnreachable, ne
+	default:
+		f.kind, f.netErr = storeclient.Network(err)
+		var dnsErr *net.DNSError
+		if f.kind == failUnreachable && errors.As(err, &dnsErr) {
+			f.netErr = dnsErr // the lookup that failed, without the dial around it
+		}
 	}
 	return f
 }
@@ -98,16 +83,6 @@ func (f requestFailure) answer() string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// describedError carries our one-line description of a failed request and
-// keeps the SDK's error in its chain, for errors.Is and errors.As.
-type describedError struct {
-	msg string
-	err error
-}
-
-func (e *describedError) Error() string { return e.msg }
-func (e *describedError) Unwrap() error { return e.err }
 
 // describe turns an SDK error into one line that says what is wrong, with
 // the service's error code and HTTP status, and what to do, in place of the
@@ -128,7 +103,7 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 		}
 		return fmt.Errorf("%s: %w", action, os.ErrNotExist)
 	case failAccessDenied:
-		msg = fmt.Sprintf("access denied for storage account %q on container %q (%s): the account key is wrong, or the account lacks access: check account-key (or LITESTREAM_AZURE_ACCOUNT_KEY) and account-name", c.AccountName, c.Bucket, orDefault(f.answer(), "HTTP 403"))
+		msg = fmt.Sprintf("access denied for storage account %q on container %q (%s): the account key is wrong, or the account lacks access: check account-key (or LITESTREAM_AZURE_ACCOUNT_KEY) and account-name", c.AccountName, c.Bucket, storeclient.OrDefault(f.answer(), "HTTP 403"))
 	case failNoContainer:
 		msg = fmt.Sprintf("container %q does not exist in storage account %q at %s (%s): create it or fix the container name (bucket)", c.Bucket, c.AccountName, endpoint, f.answer())
 	case failUnreachable:
@@ -140,40 +115,14 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 	case failServer:
 		msg = fmt.Sprintf("the Azure Blob Storage endpoint %s failed the request (%s)", endpoint, f.answer())
 	case failCanceled:
-		if errors.Is(err, context.Canceled) {
-			msg = context.Canceled.Error()
-		} else {
-			msg = context.DeadlineExceeded.Error()
-		}
+		msg = storeclient.CanceledText(err)
 	default:
 		switch {
 		case f.code != "" || f.status != 0:
 			msg = fmt.Sprintf("the Azure Blob Storage endpoint %s refused the request (%s)", endpoint, f.answer())
 		default:
-			msg = innermost(err).Error()
+			msg = storeclient.Innermost(err).Error()
 		}
 	}
-	if action != "" {
-		msg = action + ": " + msg
-	}
-	return &describedError{msg: msg, err: err}
-}
-
-// innermost returns the last error of err's chain (the first of a join).
-func innermost(err error) error {
-	for {
-		var next error
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			next = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			if es := u.Unwrap(); len(es) > 0 {
-				next = es[0]
-			}
-		}
-		if next == nil {
-			return err
-		}
-		err = next
-	}
+	return storeclient.Describe(action, msg, err)
 }

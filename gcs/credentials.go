@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // errBadCredentials is wrapped by the error of a client whose credentials
@@ -81,5 +83,5 @@ func clientError(err error) error {
 	if strings.Contains(err.Error(), "could not find default credentials") {
 		return fmt.Errorf("%w: %s", ErrNoCredentials, noCredentialsHint)
 	}
-	return fmt.Errorf("%w: %s: %v", errBadCredentials, credentialsSource(), innermost(err))
+	return fmt.Errorf("%w: %s: %v", errBadCredentials, credentialsSource(), storeclient.Innermost(err))
 }

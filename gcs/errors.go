@@ -17,6 +17,7 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // ErrNoCredentials is wrapped by the error of a client for which the
@@ -28,33 +29,27 @@ var ErrNoCredentials = errors.New("no GCS credentials")
 // noCredentialsHint says where credentials go.
 const noCredentialsHint = "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run 'gcloud auth application-default login', or run on Google Cloud with a service account"
 
-// failure is what went wrong with a request, as far as the replica cares.
-type failure int
+// failure is what went wrong with a request, as far as the replica cares:
+// storeclient's kinds and GCS's own.
+type failure = storeclient.Kind
 
 const (
-	failOther        failure = iota
-	failNotFound             // the object does not exist
-	failNoCreds              // no credentials to sign with
-	failBadCreds             // the credentials cannot be read or used
-	failAccessDenied         // the store rejects the credentials or their rights
-	failNoBucket             // the bucket does not exist
-	failUnreachable          // no connection, DNS failure, timeout
-	failServer               // a 5xx or throttling answer
-	failCanceled             // the caller's context ended
+	failOther        = storeclient.Other
+	failNotFound     = storeclient.NotFound
+	failAccessDenied = storeclient.AccessDenied
+	failUnreachable  = storeclient.Unreachable
+	failServer       = storeclient.ServerError
+	failCanceled     = storeclient.Canceled
+)
+
+const (
+	failNoCreds  = storeclient.FirstOwnKind + iota // no credentials to sign with
+	failBadCreds                                   // the credentials cannot be read or used
+	failNoBucket                                   // the bucket does not exist
 )
 
 // check classes f for litestream.RetryStoreCheck.
-func (f requestFailure) check() litestream.CheckFailure {
-	switch f.kind {
-	case failServer:
-		return litestream.CheckServerError
-	case failUnreachable:
-		return litestream.CheckUnreachable
-	case failCanceled:
-		return litestream.CheckCanceled
-	}
-	return litestream.CheckFinal
-}
+func (f requestFailure) check() litestream.CheckFailure { return f.kind.Check() }
 
 // requestFailure is what describe and classify read from a client error.
 type requestFailure struct {
@@ -88,9 +83,6 @@ func classify(err error, bucketOp bool) requestFailure {
 		f.attempts, _ = strconv.Atoi(m[1])
 	}
 	var ae *auth.Error
-	var oe *net.OpError
-	var dnsErr *net.DNSError
-	var ne net.Error
 	switch {
 	case errors.Is(err, ErrNoCredentials):
 		f.kind = failNoCreds
@@ -118,16 +110,8 @@ func classify(err error, bucketOp bool) requestFailure {
 		f.kind = failNotFound
 	case f.status >= 500 || f.status == 429 || f.status == 408:
 		f.kind = failServer
-	case errors.Is(err, context.Canceled):
-		f.kind = failCanceled
-	case errors.As(err, &oe):
-		f.kind, f.netErr = failUnreachable, oe
-	case errors.As(err, &dnsErr):
-		f.kind, f.netErr = failUnreachable, dnsErr
-	case errors.Is(err, context.DeadlineExceeded): // a net.Error too: test it first
-		f.kind = failCanceled
-	case errors.As(err, &ne) && ne.Timeout():
-		f.kind, f.netErr = failUnreachable, ne
+	default:
+		f.kind, f.netErr = storeclient.Network(err)
 	}
 	return f
 }
@@ -165,16 +149,6 @@ func (f requestFailure) answer() string {
 	return strings.Join(parts, ", ")
 }
 
-// describedError carries our one-line description of a failed request and
-// keeps the client's error in its chain, for errors.Is and errors.As.
-type describedError struct {
-	msg string
-	err error
-}
-
-func (e *describedError) Error() string { return e.msg }
-func (e *describedError) Unwrap() error { return e.err }
-
 // store names where requests go: GCS, or the emulator and its host.
 func store() string {
 	if h := os.Getenv("STORAGE_EMULATOR_HOST"); h != "" {
@@ -194,29 +168,23 @@ func (c *ReplicaClient) describe(action string, bucketOp bool, err error) error 
 
 // describeAs is describe with err classified as f.
 func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) error {
-	after := ""
-	if f.attempts > 1 {
-		after = fmt.Sprintf(" after %d attempts", f.attempts)
-	}
+	after := storeclient.After(f.attempts)
 	var msg string
 	switch f.kind {
 	case failNotFound:
-		if action == "" {
-			return &describedError{msg: os.ErrNotExist.Error(), err: errors.Join(os.ErrNotExist, err)}
-		}
-		return &describedError{msg: action + ": " + os.ErrNotExist.Error(), err: errors.Join(os.ErrNotExist, err)}
+		return storeclient.Describe(action, os.ErrNotExist.Error(), errors.Join(os.ErrNotExist, err))
 	case failNoCreds:
 		msg = "no GCS credentials: " + noCredentialsHint
 	case failBadCreds:
 		msg = err.Error() // checkCredentialsFile's, in our words
 		if !errors.Is(err, errBadCredentials) {
-			msg = fmt.Sprintf("the GCS credentials (%s) cannot sign requests: %v: fix or replace them", credentialsSource(), innermost(err))
+			msg = fmt.Sprintf("the GCS credentials (%s) cannot sign requests: %v: fix or replace them", credentialsSource(), storeclient.Innermost(err))
 		}
 	case failAccessDenied:
 		msg = fmt.Sprintf("access denied to bucket %q at %s for %s (%s): check the credentials and that they may read and write objects in the bucket (roles/storage.objectAdmin)",
-			c.Bucket, store(), credentialsSource(), orDefault(f.answer(), "HTTP 403"))
+			c.Bucket, store(), credentialsSource(), storeclient.OrDefault(f.answer(), "HTTP 403"))
 	case failNoBucket:
-		msg = fmt.Sprintf("bucket %q does not exist at %s (%s): create it or fix the bucket name", c.Bucket, store(), orDefault(f.answer(), "HTTP 404"))
+		msg = fmt.Sprintf("bucket %q does not exist at %s (%s): create it or fix the bucket name", c.Bucket, store(), storeclient.OrDefault(f.answer(), "HTTP 404"))
 	case failUnreachable:
 		msg = fmt.Sprintf("cannot reach %s%s (%v): is it running and reachable?", store(), after, f.netErr)
 	case failServer:
@@ -225,11 +193,7 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 			msg += ": " + f.message
 		}
 	case failCanceled:
-		if errors.Is(err, context.Canceled) {
-			msg = context.Canceled.Error()
-		} else {
-			msg = context.DeadlineExceeded.Error()
-		}
+		msg = storeclient.CanceledText(err)
 	default:
 		switch {
 		case f.status != 0:
@@ -238,37 +202,8 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 				msg += ": " + f.message
 			}
 		default:
-			msg = innermost(err).Error() + after
+			msg = storeclient.Innermost(err).Error() + after
 		}
 	}
-	if action != "" {
-		msg = action + ": " + msg
-	}
-	return &describedError{msg: msg, err: err}
-}
-
-// innermost returns the last error of err's chain (the first of a join).
-func innermost(err error) error {
-	for {
-		var next error
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			next = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			if es := u.Unwrap(); len(es) > 0 {
-				next = es[0]
-			}
-		}
-		if next == nil {
-			return err
-		}
-		err = next
-	}
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	return storeclient.Describe(action, msg, err)
 }

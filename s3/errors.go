@@ -1,10 +1,8 @@
 package s3
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // ErrNoCredentials is wrapped by the error of a request for which the AWS
@@ -23,33 +22,27 @@ var ErrNoCredentials = errors.New("no S3 credentials")
 // noCredentialsHint says where credentials go.
 const noCredentialsHint = "set LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY, or access-key-id in the config"
 
-// failure is what went wrong with a request, as far as the replica cares.
-type failure int
+// failure is what went wrong with a request, as far as the replica cares:
+// storeclient's kinds and S3's own.
+type failure = storeclient.Kind
 
 const (
-	failOther        failure = iota
-	failNotFound             // the object does not exist
-	failNoCreds              // no credentials to sign with
-	failAccessDenied         // the store rejects the credentials or their rights
-	failNoBucket             // the bucket does not exist
-	failWrongRegion          // the bucket is in another region
-	failUnreachable          // no connection, DNS failure, timeout
-	failServer               // a 5xx or throttling answer
-	failCanceled             // the caller's context ended
+	failOther        = storeclient.Other
+	failNotFound     = storeclient.NotFound
+	failAccessDenied = storeclient.AccessDenied
+	failUnreachable  = storeclient.Unreachable
+	failServer       = storeclient.ServerError
+	failCanceled     = storeclient.Canceled
+)
+
+const (
+	failNoCreds     = storeclient.FirstOwnKind + iota // no credentials to sign with
+	failNoBucket                                      // the bucket does not exist
+	failWrongRegion                                   // the bucket is in another region
 )
 
 // check classes f for litestream.RetryStoreCheck.
-func (f requestFailure) check() litestream.CheckFailure {
-	switch f.kind {
-	case failServer:
-		return litestream.CheckServerError
-	case failUnreachable:
-		return litestream.CheckUnreachable
-	case failCanceled:
-		return litestream.CheckCanceled
-	}
-	return litestream.CheckFinal
-}
+func (f requestFailure) check() litestream.CheckFailure { return f.kind.Check() }
 
 // requestFailure is what describe and classify read from an SDK error.
 type requestFailure struct {
@@ -75,9 +68,6 @@ func classify(err error) requestFailure {
 	if errors.As(err, &me) {
 		f.attempts = me.Attempt
 	}
-	var oe *net.OpError
-	var dnsErr *net.DNSError
-	var ne net.Error
 	switch {
 	case errors.Is(err, ErrNoCredentials):
 		f.kind = failNoCreds
@@ -93,16 +83,8 @@ func classify(err error) requestFailure {
 		f.kind = failWrongRegion
 	case f.status >= 500 || f.code == "SlowDown" || f.code == "Throttling" || f.code == "RequestTimeout":
 		f.kind = failServer
-	case errors.Is(err, context.Canceled):
-		f.kind = failCanceled
-	case errors.As(err, &oe):
-		f.kind, f.netErr = failUnreachable, oe
-	case errors.As(err, &dnsErr):
-		f.kind, f.netErr = failUnreachable, dnsErr
-	case errors.Is(err, context.DeadlineExceeded): // a net.Error too: test it first
-		f.kind = failCanceled
-	case errors.As(err, &ne) && ne.Timeout():
-		f.kind, f.netErr = failUnreachable, ne
+	default:
+		f.kind, f.netErr = storeclient.Network(err)
 	}
 	return f
 }
@@ -119,16 +101,6 @@ func (f requestFailure) answer() string {
 	return strings.Join(parts, ", ")
 }
 
-// describedError carries our one-line description of a failed request and
-// keeps the SDK's error in its chain, for errors.Is and errors.As.
-type describedError struct {
-	msg string
-	err error
-}
-
-func (e *describedError) Error() string { return e.msg }
-func (e *describedError) Unwrap() error { return e.err }
-
 // describe turns an SDK error into one line that says what is wrong, with
 // the store's error code and HTTP status, and what to do, in place of the
 // SDK's text (attempt counts, request and host ids, the request URL). The
@@ -140,11 +112,8 @@ func (c *ReplicaClient) describe(action string, err error) error {
 
 // describeAs is describe with err classified as f.
 func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) error {
-	endpoint := orDefault(c.Endpoint, "AWS S3")
-	after := ""
-	if f.attempts > 1 {
-		after = fmt.Sprintf(" after %d attempts", f.attempts)
-	}
+	endpoint := storeclient.OrDefault(c.Endpoint, "AWS S3")
+	after := storeclient.After(f.attempts)
 	var msg string
 	switch f.kind {
 	case failNotFound:
@@ -155,11 +124,11 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 	case failNoCreds:
 		msg = "no S3 credentials: " + noCredentialsHint
 	case failAccessDenied:
-		msg = fmt.Sprintf("access denied for access key id %q on bucket %q (%s): check the key id, the secret and the bucket's permissions", c.keyID, c.Bucket, orDefault(f.answer(), "HTTP 403"))
+		msg = fmt.Sprintf("access denied for access key id %q on bucket %q (%s): check the key id, the secret and the bucket's permissions", c.keyID, c.Bucket, storeclient.OrDefault(f.answer(), "HTTP 403"))
 	case failNoBucket:
 		msg = fmt.Sprintf("bucket %q does not exist at %s (%s): create it or fix the bucket name", c.Bucket, endpoint, f.answer())
 	case failWrongRegion:
-		msg = fmt.Sprintf("bucket %q is in another region than %q (%s): set region to the bucket's region", c.Bucket, orDefault(c.Region, "us-east-1"), orDefault(f.answer(), "HTTP 301"))
+		msg = fmt.Sprintf("bucket %q is in another region than %q (%s): set region to the bucket's region", c.Bucket, storeclient.OrDefault(c.Region, "us-east-1"), storeclient.OrDefault(f.answer(), "HTTP 301"))
 	case failUnreachable:
 		msg = fmt.Sprintf("cannot reach the S3 endpoint %s%s (%v): is it running and reachable?", endpoint, after, f.netErr)
 	case failServer:
@@ -168,11 +137,7 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 			msg += ": " + f.message
 		}
 	case failCanceled:
-		if errors.Is(err, context.Canceled) {
-			msg = context.Canceled.Error()
-		} else {
-			msg = context.DeadlineExceeded.Error()
-		}
+		msg = storeclient.CanceledText(err)
 	default:
 		switch {
 		case f.code != "" || f.status != 0:
@@ -181,30 +146,8 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 				msg += ": " + f.message
 			}
 		default:
-			msg = innermost(err).Error() + after
+			msg = storeclient.Innermost(err).Error() + after
 		}
 	}
-	if action != "" {
-		msg = action + ": " + msg
-	}
-	return &describedError{msg: msg, err: err}
-}
-
-// innermost returns the last error of err's chain (the first of a join).
-func innermost(err error) error {
-	for {
-		var next error
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			next = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			if es := u.Unwrap(); len(es) > 0 {
-				next = es[0]
-			}
-		}
-		if next == nil {
-			return err
-		}
-		err = next
-	}
+	return storeclient.Describe(action, msg, err)
 }

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // ParseURL builds a client from a replica URL: s3://BUCKET/PATH. A host
@@ -63,13 +65,13 @@ func (c *ReplicaClient) ApplyHost() {
 		}
 		t := true
 		c.ForcePathStyle = &t
-		c.Region = orDefault(c.Region, "us-east-1")
+		c.Region = storeclient.OrDefault(c.Region, "us-east-1")
 		return
 	}
 	parts := strings.Split(host, ".")
 	n := len(parts)
 	set := func(bucket, endpoint, region string) {
-		c.Bucket, c.Endpoint, c.Region = bucket, endpoint, orDefault(c.Region, region)
+		c.Bucket, c.Endpoint, c.Region = bucket, endpoint, storeclient.OrDefault(c.Region, region)
 	}
 	switch {
 	case n >= 5 && parts[n-4] == "s3" && strings.HasSuffix(host, ".backblazeb2.com"): // BUCKET.s3.REGION.backblazeb2.com
@@ -87,7 +89,7 @@ func (c *ReplicaClient) ApplyHost() {
 	case n >= 4 && strings.HasSuffix(host, ".s3.filebase.com"): // BUCKET.s3.filebase.com
 		set(strings.Join(parts[:n-3], "."), "https://s3.filebase.com", "us-east-1")
 	case n >= 5 && parts[n-4] == "s3" && strings.HasSuffix(host, ".amazonaws.com"): // BUCKET.s3.REGION.amazonaws.com
-		c.Bucket, c.Region = strings.Join(parts[:n-4], "."), orDefault(c.Region, parts[n-3])
+		c.Bucket, c.Region = strings.Join(parts[:n-4], "."), storeclient.OrDefault(c.Region, parts[n-3])
 	case n >= 4 && strings.HasSuffix(host, ".s3.amazonaws.com"): // BUCKET.s3.amazonaws.com
 		c.Bucket = strings.Join(parts[:n-3], ".")
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 var _ litestream.StoreChecker = (*ReplicaClient)(nil)
@@ -68,9 +69,9 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 			if noAnswer != "" {
 				f.kind, f.netErr = failUnreachable, errors.New(noAnswer)
 			}
-			var de *describedError
+			var de *storeclient.Described
 			if errors.As(err, &de) {
-				err = de.err
+				err = de.Err
 			}
 			return c.describeAs("", f, err)
 		})
@@ -84,5 +85,5 @@ func reason(err error) string {
 	case errors.Is(err, os.ErrNotExist):
 		return "no such file or directory"
 	}
-	return innermost(err).Error()
+	return storeclient.Innermost(err).Error()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // failure is what went wrong with a request, as far as the replica cares.
@@ -102,16 +103,6 @@ func classify(err error) requestFailure {
 	return f
 }
 
-// describedError carries our one-line description of a failed request and
-// keeps the underlying error in its chain, for errors.Is and errors.As.
-type describedError struct {
-	msg string
-	err error
-}
-
-func (e *describedError) Error() string { return e.msg }
-func (e *describedError) Unwrap() error { return e.err }
-
 // describe turns an error into one line that says what is wrong and what
 // to do. action, if not empty, prefixes the line.
 func (c *ReplicaClient) describe(action string, err error) error {
@@ -122,17 +113,14 @@ func (c *ReplicaClient) describe(action string, err error) error {
 // server and the key file, never the password (invariant 6).
 func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) error {
 	server := "the SFTP server " + c.Addr()
-	after := ""
-	if f.attempts > 1 {
-		after = fmt.Sprintf(" after %d attempts", f.attempts)
-	}
+	after := storeclient.After(f.attempts)
 	var msg string
 	switch f.kind {
 	case failNotFound:
 		if action == "" {
 			return os.ErrNotExist
 		}
-		return &describedError{msg: action + ": " + os.ErrNotExist.Error(), err: err}
+		return storeclient.Describe(action, os.ErrNotExist.Error(), err)
 	case failAuth:
 		msg = fmt.Sprintf("%s refused the login of user %q with %s: check user, %s", server, c.User, c.authTried(), c.authFix())
 	case failHostKey:
@@ -156,11 +144,7 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 	case failServer:
 		msg = fmt.Sprintf("%s closed the connection during the SSH handshake%s: it may be overloaded (sshd's MaxStartups) or not an SSH server", server, after)
 	case failCanceled:
-		if errors.Is(err, context.Canceled) {
-			msg = context.Canceled.Error()
-		} else {
-			msg = context.DeadlineExceeded.Error()
-		}
+		msg = storeclient.CanceledText(err)
 	default:
 		var se *sftp.StatusError
 		var de *dialError
@@ -173,10 +157,7 @@ func (c *ReplicaClient) describeAs(action string, f requestFailure, err error) e
 			msg = err.Error() + after
 		}
 	}
-	if action != "" {
-		msg = action + ": " + msg
-	}
-	return &describedError{msg: msg, err: err}
+	return storeclient.Describe(action, msg, err)
 }
 
 // authTried names the login methods configured.
@@ -215,29 +196,10 @@ func netText(err error) string {
 	if errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) {
 		return "connection lost"
 	}
-	return innermost(err).Error()
+	return storeclient.Innermost(err).Error()
 }
 
 // statusText returns an SFTP status as "Failure, SSH_FX_FAILURE: msg".
 func statusText(se *sftp.StatusError) string {
 	return strings.TrimPrefix(se.Error(), "sftp: ")
-}
-
-// innermost returns the last error of err's chain (the first of a join).
-func innermost(err error) error {
-	for {
-		var next error
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			next = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			if es := u.Unwrap(); len(es) > 0 {
-				next = es[0]
-			}
-		}
-		if next == nil {
-			return err
-		}
-		err = next
-	}
 }
