@@ -79,7 +79,7 @@ func main() {
 	}
 	out := flag.String("o", "bench.json", "JSON report path")
 	quick := flag.Bool("quick", false, "small sizes, for a fast check (figures are not representative)")
-	only := flag.String("only", "", "comma-separated sections to run (overhead,lag,restore,resources,cost)")
+	only := flag.String("only", "", "comma-separated sections to run (overhead,lag,restore,resources,cost,many)")
 	keep := flag.String("keep", "", "restore section: build its database and file replica in this directory once, and reuse them")
 	rounds := flag.Int("rounds", 0, "restore section: rounds of cp and restores (default 5)")
 	cpuprofile := flag.String("cpuprofile", "", "restore section: write a CPU profile of the file replica's restores here")
@@ -135,7 +135,7 @@ func run(out string, quick bool, only string, opts *bench) error {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"overhead", b.overhead}, {"lag", b.lag}, {"restore", b.restore}, {"resources", b.resources}, {"cost", b.cost},
+		{"overhead", b.overhead}, {"lag", b.lag}, {"restore", b.restore}, {"resources", b.resources}, {"cost", b.cost}, {"many", b.many},
 	}
 	ctx := context.Background()
 	for _, s := range sections {
