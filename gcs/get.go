@@ -5,77 +5,40 @@ import (
 	"fmt"
 	"io"
 
-	"cloud.google.com/go/storage"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
-// maxResumes bounds how often a download cut short is resumed.
-const maxResumes = 5
-
 // get opens an object for streaming. A body that fails mid-way is resumed
-// from where it stopped with a ranged read of the same object generation,
-// so one dropped connection does not fail a long restore, and an object
-// replaced meanwhile is not spliced onto the old one's start.
+// from where it stopped with a ranged read of the same object generation
+// (storeclient.ResumableReader), so one dropped connection does not fail a
+// long restore, and an object replaced meanwhile is not spliced onto the
+// old one's start.
 func (c *ReplicaClient) get(ctx context.Context, name string) (io.ReadCloser, error) {
 	bkt, err := c.Init(ctx)
 	if err != nil {
 		return nil, err
 	}
-	obj := bkt.Object(name)
-	r, err := obj.NewRangeReader(ctx, 0, -1)
+	r, err := bkt.Object(name).NewRangeReader(ctx, 0, -1)
 	if err != nil {
 		return nil, c.describe("get "+name, false, err)
 	}
 	c.op("GET", r.Remain())
-	return &resumableBody{ctx: ctx, c: c, obj: obj.Generation(r.Attrs.Generation), name: name, body: r, size: r.Attrs.Size}, nil
-}
-
-// resumableBody is a download that reopens at the offset reached when its
-// body fails, at most maxResumes times.
-type resumableBody struct {
-	ctx     context.Context
-	c       *ReplicaClient
-	obj     *storage.ObjectHandle // pinned to the generation first read
-	name    string
-	body    io.ReadCloser
-	size    int64
-	off     int64
-	resumes int
-}
-
-func (b *resumableBody) Read(p []byte) (int, error) {
-	for {
-		n, err := b.body.Read(p)
-		b.off += int64(n)
-		if err == nil || n > 0 && err != io.EOF {
-			return n, nil
-		}
-		if err == io.EOF {
-			if b.off >= b.size {
-				return n, io.EOF
+	obj := bkt.Object(name).Generation(r.Attrs.Generation) // pinned to the generation first read
+	size := r.Attrs.Size
+	return storeclient.NewResumableReader(ctx, r, size, storeclient.Reopen{
+		Open: func(ctx context.Context, off int64) (io.ReadCloser, error) {
+			r, err := obj.NewRangeReader(ctx, off, -1)
+			if err != nil {
+				return nil, err
 			}
-			err = io.ErrUnexpectedEOF // the body ended early
-		}
-		if b.resumes >= maxResumes || b.ctx.Err() != nil {
-			return n, b.c.describe(fmt.Sprintf("read %s at byte %d of %d (resumed %d times)", b.name, b.off, b.size, b.resumes), false, err)
-		}
-		b.resumes++
-		b.body.Close()
-		r, gerr := b.obj.NewRangeReader(b.ctx, b.off, -1)
-		if gerr != nil {
-			b.body = io.NopCloser(errReader{gerr})
-			return n, b.c.describe(fmt.Sprintf("resume %s at byte %d", b.name, b.off), false, gerr)
-		}
-		b.c.op("GET", r.Remain())
-		b.body = r
-		if n > 0 {
-			return n, nil
-		}
-	}
+			c.op("GET", r.Remain())
+			return r, nil
+		},
+		OpenFailed: func(err error, off int64) error {
+			return c.describe(fmt.Sprintf("resume %s at byte %d", name, off), false, err)
+		},
+		ReadFailed: func(err error, off int64, resumes int) error {
+			return c.describe(fmt.Sprintf("read %s at byte %d of %d (resumed %d times)", name, off, size, resumes), false, err)
+		},
+	}), nil
 }
-
-// Close ends the download.
-func (b *resumableBody) Close() error { return b.body.Close() }
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
