@@ -12,7 +12,7 @@
 //  3. Requests that fail transiently (no connection, a connection reset, a
 //     body cut short, 5xx, 408, 429) are retried with backoff, at most
 //     MaxRetries times; a download cut short resumes at the byte reached,
-//     at most maxResumes times (see get.go).
+//     at most storeclient.MaxResumes times (see get.go).
 //  4. Timestamps are the service's: CreatedAt is a blob's Last-Modified.
 //  5. OnOp is called once per request that succeeded (retries included in
 //     it), by opCounter; nothing runs while the client is idle.
@@ -49,6 +49,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // BlockSize is the size of an upload's blocks: an object up to this size
@@ -221,13 +222,6 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 		})
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 // key returns the blob name of a replica-relative path.
 func (c *ReplicaClient) key(rel string) string {
 	p := strings.Trim(c.Path, "/")
@@ -268,21 +262,14 @@ func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// object is a listed blob.
-type object struct {
-	name    string
-	size    int64
-	modTime time.Time
-}
-
 // list returns every blob under a replica-relative directory, all pages.
-func (c *ReplicaClient) list(ctx context.Context, dir string) ([]object, error) {
+func (c *ReplicaClient) list(ctx context.Context, dir string) ([]storeclient.Object, error) {
 	client, err := c.Init(ctx)
 	if err != nil {
 		return nil, err
 	}
 	prefix := c.key(dir) + "/"
-	var out []object
+	var out []storeclient.Object
 	pager := client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -296,13 +283,13 @@ func (c *ReplicaClient) list(ctx context.Context, dir string) ([]object, error) 
 			if b.Name == nil {
 				continue
 			}
-			o := object{name: *b.Name}
+			o := storeclient.Object{Name: *b.Name}
 			if p := b.Properties; p != nil {
 				if p.ContentLength != nil {
-					o.size = *p.ContentLength
+					o.Size = *p.ContentLength
 				}
 				if p.LastModified != nil {
-					o.modTime = *p.LastModified
+					o.Time = *p.LastModified
 				}
 			}
 			out = append(out, o)
@@ -320,16 +307,7 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 	if err != nil {
 		return nil, err
 	}
-	var out []litestream.SnapshotInfo
-	for _, o := range objs {
-		index, err := litestream.ParseSnapshotName(path.Base(o.name))
-		if err != nil {
-			continue
-		}
-		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: o.size, CreatedAt: o.modTime})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
-	return out, nil
+	return storeclient.Snapshots(generation, objs), nil
 }
 
 // Segments lists a generation's WAL segments by index and offset.
@@ -341,16 +319,7 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 	if err != nil {
 		return nil, err
 	}
-	var out []litestream.SegmentInfo
-	for _, o := range objs {
-		index, offset, err := litestream.ParseSegmentName(path.Base(o.name))
-		if err != nil {
-			continue
-		}
-		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: o.size, CreatedAt: o.modTime})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
-	return out, nil
+	return storeclient.Segments(generation, objs), nil
 }
 
 // WriteSnapshot uploads r as a snapshot.
@@ -404,7 +373,7 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 	}
 	names := make([]string, len(objs))
 	for i, o := range objs {
-		names[i] = o.name
+		names[i] = o.Name
 	}
 	return c.deleteBlobs(ctx, names)
 }
@@ -431,48 +400,22 @@ func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestre
 	return c.deleteBlobs(ctx, names)
 }
 
-// deleteBlobs deletes blobs; missing ones are not an error. It returns the
-// first error, after the deletes under way have ended.
+// deleteBlobs deletes blobs, deleteConcurrency at a time; missing ones are
+// not an error. It returns the first error, after the deletes under way
+// have ended.
 func (c *ReplicaClient) deleteBlobs(ctx context.Context, names []string) error {
 	client, err := c.Init(ctx)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		next  = make(chan string)
-	)
-	for range min(deleteConcurrency, len(names)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range next {
-				if _, err := client.NewBlobClient(name).Delete(ctx, nil); err != nil {
-					if err = c.describe("delete "+name, err); !errors.Is(err, os.ErrNotExist) {
-						once.Do(func() { first = err; cancel() })
-					}
-				}
+	return storeclient.ForEach(ctx, deleteConcurrency, names, func(ctx context.Context, name string) error {
+		if _, err := client.NewBlobClient(name).Delete(ctx, nil); err != nil {
+			if err = c.describe("delete "+name, err); !errors.Is(err, os.ErrNotExist) {
+				return err
 			}
-		}()
-	}
-feed:
-	for _, name := range names {
-		select {
-		case next <- name:
-		case <-ctx.Done():
-			break feed
 		}
-	}
-	close(next)
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return first
+		return nil
+	})
 }
 
 // upload stores r at name as a block blob: one Put Blob when it fits in a

@@ -2,15 +2,14 @@ package file
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 var _ litestream.LeftoverRemover = (*ReplicaClient)(nil)
@@ -32,7 +31,7 @@ func (c *ReplicaClient) RemoveLeftovers(ctx context.Context, before time.Time) (
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || !isTempName(d.Name()) {
+		if !d.Type().IsRegular() || !storeclient.IsTempName(d.Name()) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -50,19 +49,4 @@ func (c *ReplicaClient) RemoveLeftovers(ctx context.Context, before time.Time) (
 		return n, c.describe("remove leftover temporary files in", root, err)
 	}
 	return n, nil
-}
-
-// isTempName reports whether name is one createTemp makes:
-// ".<base>.<16 hex digits>.tmp".
-func isTempName(name string) bool {
-	rest, ok := strings.CutSuffix(name, ".tmp")
-	if !ok || !strings.HasPrefix(rest, ".") {
-		return false
-	}
-	i := strings.LastIndexByte(rest, '.')
-	if i <= 1 || len(rest)-i-1 != 2*tempRandomBytes {
-		return false
-	}
-	_, err := hex.DecodeString(rest[i+1:])
-	return err == nil
 }

@@ -2,8 +2,6 @@ package file
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // Modes of new replica files and directories (before the umask). Files are
@@ -75,14 +74,12 @@ func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) 
 	return fi, nil
 }
 
-// createTemp creates a new file in dir named ".<base>.<random>.tmp". The
+// createTemp creates a new file in dir named storeclient.TempName(base). The
 // leading dot and the ".tmp" end keep it out of every listing; if a kill
 // leaves it, the next replicate removes it (RemoveLeftovers).
 func createTemp(dir, base string) (*os.File, error) {
 	for range 10 {
-		var b [tempRandomBytes]byte
-		_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-		name := filepath.Join(dir, "."+base+"."+hex.EncodeToString(b[:])+".tmp")
+		name := filepath.Join(dir, storeclient.TempName(base))
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -91,9 +88,6 @@ func createTemp(dir, base string) (*os.File, error) {
 	}
 	return nil, &fs.PathError{Op: "create", Path: dir, Err: fs.ErrExist}
 }
-
-// tempRandomBytes is the length of the random part of a temporary name.
-const tempRandomBytes = 8
 
 // mkdirSynced creates dir and its missing parents, and fsyncs the parent of
 // each directory it creates so that the new entries survive a crash.

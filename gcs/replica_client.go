@@ -13,9 +13,8 @@
 //  4. Requests are retried with backoff and a bound (retry options set in
 //     Init, RetryAlways since every write goes to a fixed name; an upload's
 //     attempts by attemptBound, as the library bounds them only by the
-//     context); a
-//     download cut short resumes at the offset reached, at most maxResumes
-//     times (get.go).
+//     context); a download cut short resumes at the offset reached, at
+//     most storeclient.MaxResumes times (get.go).
 //  5. No request is sent unless a method is called: nothing polls, and
 //     Init only builds the client.
 //  6. STORAGE_EMULATOR_HOST, when set, is left to the storage library to
@@ -46,6 +45,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // ChunkSize is the upload chunk of an object larger than smallObject: an
@@ -250,24 +250,25 @@ func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// objects lists every object under a replica-relative directory.
+func (c *ReplicaClient) objects(ctx context.Context, dir string) ([]storeclient.Object, error) {
+	var out []storeclient.Object
+	err := c.list(ctx, dir, "", func(a *storage.ObjectAttrs) {
+		out = append(out, storeclient.Object{Name: a.Name, Size: a.Size, Time: a.Created})
+	})
+	return out, err
+}
+
 // Snapshots lists a generation's snapshots by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
 	if err := litestream.ValidateGeneration(generation); err != nil {
 		return nil, err
 	}
-	var out []litestream.SnapshotInfo
-	err := c.list(ctx, litestream.SnapshotsDir(generation), "", func(a *storage.ObjectAttrs) {
-		index, err := litestream.ParseSnapshotName(path.Base(a.Name))
-		if err != nil {
-			return
-		}
-		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: a.Size, CreatedAt: a.Created})
-	})
+	objs, err := c.objects(ctx, litestream.SnapshotsDir(generation))
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
-	return out, nil
+	return storeclient.Snapshots(generation, objs), nil
 }
 
 // Segments lists a generation's WAL segments by index and offset.
@@ -275,19 +276,11 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 	if err := litestream.ValidateGeneration(generation); err != nil {
 		return nil, err
 	}
-	var out []litestream.SegmentInfo
-	err := c.list(ctx, litestream.SegmentsDir(generation), "", func(a *storage.ObjectAttrs) {
-		index, offset, err := litestream.ParseSegmentName(path.Base(a.Name))
-		if err != nil {
-			return
-		}
-		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: a.Size, CreatedAt: a.Created})
-	})
+	objs, err := c.objects(ctx, litestream.SegmentsDir(generation))
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
-	return out, nil
+	return storeclient.Segments(generation, objs), nil
 }
 
 // WriteSnapshot uploads r as a snapshot.
@@ -377,45 +370,17 @@ func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan string)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for range min(deleteWorkers, len(names)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range work {
-				err := bkt.Object(name).Delete(ctx)
-				if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-					mu.Lock()
-					if first == nil {
-						first = c.describe("delete "+name, false, err)
-						cancel()
-					}
-					mu.Unlock()
-					continue
-				}
-				c.op("DELETE", 0)
-			}
-		}()
-	}
-feed:
-	for _, name := range names {
-		select {
-		case work <- name:
-		case <-ctx.Done():
-			break feed // a delete failed, or the caller gave up
+	err = storeclient.ForEach(ctx, deleteWorkers, names, func(ctx context.Context, name string) error {
+		if err := bkt.Object(name).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+			return c.describe("delete "+name, false, err)
 		}
+		c.op("DELETE", 0)
+		return nil
+	})
+	if err != nil && ctx.Err() != nil && err == context.Cause(ctx) {
+		err = c.describe("delete objects", false, ctx.Err()) // ctx ended before any delete failed
 	}
-	close(work)
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = c.describe("delete objects", false, ctx.Err())
-	}
-	return first
+	return err
 }
 
 // upload stores r at name. An object of up to smallObject bytes is read

@@ -34,6 +34,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // PartSize is the multipart upload part size: an upload holds one part in
@@ -141,7 +142,7 @@ func (c *ReplicaClient) Init(ctx context.Context) (*s3.Client, error) {
 	if region == "" && c.Endpoint != "" {
 		region = "us-east-1"
 	}
-	opts = append(opts, awsconfig.WithRegion(orDefault(region, "us-east-1")))
+	opts = append(opts, awsconfig.WithRegion(storeclient.OrDefault(region, "us-east-1")))
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3 configuration: %w", err)
@@ -232,13 +233,6 @@ func (c *ReplicaClient) CheckStore(ctx context.Context) error {
 		})
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 type noRateLimit struct{}
 
 func (noRateLimit) GetToken(context.Context, uint) (func() error, error) {
@@ -283,12 +277,12 @@ func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
 }
 
 // list returns every object under a replica-relative directory.
-func (c *ReplicaClient) list(ctx context.Context, dir string) ([]types.Object, error) {
+func (c *ReplicaClient) list(ctx context.Context, dir string) ([]storeclient.Object, error) {
 	client, err := c.Init(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []types.Object
+	var out []storeclient.Object
 	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(c.Bucket), Prefix: aws.String(c.key(dir) + "/"),
 	})
@@ -298,7 +292,9 @@ func (c *ReplicaClient) list(ctx context.Context, dir string) ([]types.Object, e
 			return nil, c.describe("list "+dir, err)
 		}
 		c.op("LIST", 0)
-		out = append(out, page.Contents...)
+		for _, o := range page.Contents {
+			out = append(out, storeclient.Object{Name: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Time: aws.ToTime(o.LastModified)})
+		}
 	}
 	return out, nil
 }
@@ -312,16 +308,7 @@ func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]lit
 	if err != nil {
 		return nil, err
 	}
-	var out []litestream.SnapshotInfo
-	for _, o := range objs {
-		index, err := litestream.ParseSnapshotName(path.Base(aws.ToString(o.Key)))
-		if err != nil {
-			continue
-		}
-		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: aws.ToInt64(o.Size), CreatedAt: aws.ToTime(o.LastModified)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
-	return out, nil
+	return storeclient.Snapshots(generation, objs), nil
 }
 
 // Segments lists a generation's WAL segments by index and offset.
@@ -333,16 +320,7 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 	if err != nil {
 		return nil, err
 	}
-	var out []litestream.SegmentInfo
-	for _, o := range objs {
-		index, offset, err := litestream.ParseSegmentName(path.Base(aws.ToString(o.Key)))
-		if err != nil {
-			continue
-		}
-		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: aws.ToInt64(o.Size), CreatedAt: aws.ToTime(o.LastModified)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
-	return out, nil
+	return storeclient.Segments(generation, objs), nil
 }
 
 // WriteSnapshot uploads r as a snapshot.
@@ -396,7 +374,7 @@ func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string)
 	}
 	keys := make([]string, len(objs))
 	for i, o := range objs {
-		keys[i] = aws.ToString(o.Key)
+		keys[i] = o.Name
 	}
 	return c.deleteKeys(ctx, keys)
 }

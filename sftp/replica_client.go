@@ -4,10 +4,10 @@
 //
 // Invariants of the client (every method keeps them):
 //  1. A replica file is written under a temporary name in its own
-//     directory (see tempName), synced when the server can, and renamed
-//     onto its final name only when complete (posix-rename replaces the
-//     old file in one step): a reader never sees half a file, and a
-//     failed write leaves whatever was there before.
+//     directory (see storeclient.TempName), synced when the server can,
+//     and renamed onto its final name only when complete (posix-rename
+//     replaces the old file in one step): a reader never sees half a
+//     file, and a failed write leaves whatever was there before.
 //  2. Temporary names never parse as snapshots or segments, so no listing
 //     shows them; RemoveLeftovers removes those that killed writes left.
 //  3. One SSH connection per client, opened on first use and re-dialled
@@ -45,6 +45,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/storeclient"
 )
 
 // DefaultDialTimeout bounds the TCP connect and the SSH handshake of one
@@ -400,26 +401,33 @@ func (c *ReplicaClient) readDir(ctx context.Context, rel string) ([]os.FileInfo,
 	return out, err
 }
 
+// files lists the regular files of a replica-relative directory, with
+// their sizes and modification times; a missing directory is empty.
+func (c *ReplicaClient) files(ctx context.Context, rel string) ([]storeclient.Object, error) {
+	fis, err := c.readDir(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	var out []storeclient.Object
+	for _, fi := range fis {
+		if fi.Mode().IsRegular() {
+			out = append(out, storeclient.Object{Name: fi.Name(), Size: fi.Size(), Time: fi.ModTime().UTC()})
+		}
+	}
+	return out, nil
+}
+
 // Snapshots lists a generation's snapshots by index, with the files'
 // sizes and modification times.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
 	if err := litestream.ValidateGeneration(generation); err != nil {
 		return nil, err
 	}
-	fis, err := c.readDir(ctx, litestream.SnapshotsDir(generation))
+	files, err := c.files(ctx, litestream.SnapshotsDir(generation))
 	if err != nil {
 		return nil, err
 	}
-	var out []litestream.SnapshotInfo
-	for _, fi := range fis {
-		index, err := litestream.ParseSnapshotName(fi.Name())
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		out = append(out, litestream.SnapshotInfo{Generation: generation, Index: index, Size: fi.Size(), CreatedAt: fi.ModTime().UTC()})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
-	return out, nil
+	return storeclient.Snapshots(generation, files), nil
 }
 
 // Segments lists a generation's WAL segments by index and offset, with the
@@ -428,20 +436,11 @@ func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]lite
 	if err := litestream.ValidateGeneration(generation); err != nil {
 		return nil, err
 	}
-	fis, err := c.readDir(ctx, litestream.SegmentsDir(generation))
+	files, err := c.files(ctx, litestream.SegmentsDir(generation))
 	if err != nil {
 		return nil, err
 	}
-	var out []litestream.SegmentInfo
-	for _, fi := range fis {
-		index, offset, err := litestream.ParseSegmentName(fi.Name())
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		out = append(out, litestream.SegmentInfo{Generation: generation, Index: index, Offset: offset, Size: fi.Size(), CreatedAt: fi.ModTime().UTC()})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pos().Less(out[j].Pos()) })
-	return out, nil
+	return storeclient.Segments(generation, files), nil
 }
 
 // WriteSnapshot stores r as a snapshot; its CreatedAt is the file's
@@ -670,7 +669,7 @@ func (b bodyReader) Read(p []byte) (int, error) {
 // removed, if the connection still allows.
 func (c *ReplicaClient) writeOnce(ctx context.Context, cn *conn, dst string, src io.Reader) (os.FileInfo, error) {
 	dir := path.Dir(dst)
-	tmp := path.Join(dir, tempName(path.Base(dst)))
+	tmp := path.Join(dir, storeclient.TempName(path.Base(dst)))
 	f, err := cn.sftp.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := cn.sftp.MkdirAll(dir); err != nil {
