@@ -28,6 +28,14 @@ type Config struct {
 	Logging         LoggingConfig `yaml:"logging"`
 	HealthWindow    *Duration     `yaml:"health-window"` // /healthz: longest time since a replica's last good sync
 	Pprof           bool          `yaml:"pprof"`         // serve /debug/pprof on addr (off by default)
+	// HeartbeatURL receives a GET every HeartbeatInterval while every
+	// database and replica syncs (see heartbeat.go); off when empty.
+	HeartbeatURL      string    `yaml:"heartbeat-url"`
+	HeartbeatInterval *Duration `yaml:"heartbeat-interval"`
+
+	// Dirs are the directory entries of dbs (dir: instead of path:),
+	// moved out of DBs by normalize: DBs holds path entries only.
+	Dirs []*DBConfig `yaml:"-"`
 
 	// EmptyVars names each $VAR or ${VAR} that expanded to nothing, with
 	// its line: a secret or a bucket name left unset is a config that
@@ -61,7 +69,16 @@ type DBConfig struct {
 	// RestoreIfDBNotExists restores a missing database from its replicas
 	// before replicating it (see restoreMissing).
 	RestoreIfDBNotExists bool `yaml:"restore-if-db-not-exists"`
-	Line                 int  `yaml:"-"` // line of the entry in the file
+
+	// A directory entry (dir: instead of path:) replicates every database
+	// in Dir whose base name matches Pattern, each under its path relative
+	// to Dir on every replica (see dir_config.go).
+	Dir       string `yaml:"dir"`
+	Pattern   string `yaml:"pattern"`
+	Recursive bool   `yaml:"recursive"` // also the databases of Dir's subdirectories
+	Watch     bool   `yaml:"watch"`     // pick up databases created, and stop those removed, while running
+
+	Line int `yaml:"-"` // line of the entry in the file
 }
 
 // ReplicaConfig is one replica of a database.
@@ -340,8 +357,8 @@ func sectionName(typ string) string {
 // suggestKey proposes the closest known key of the same section.
 func suggestKey(key, typ string) string {
 	known := map[string][]string{
-		"Config":        {"dbs", "addr", "access-key-id", "secret-access-key", "exec", "logging", "health-window", "pprof"},
-		"DBConfig":      {"path", "meta-path", "monitor-interval", "checkpoint-interval", "min-checkpoint-page-count", "max-checkpoint-page-count", "replicas", "restore-if-db-not-exists"},
+		"Config":        {"dbs", "addr", "access-key-id", "secret-access-key", "exec", "logging", "health-window", "pprof", "heartbeat-url", "heartbeat-interval"},
+		"DBConfig":      {"path", "meta-path", "monitor-interval", "checkpoint-interval", "min-checkpoint-page-count", "max-checkpoint-page-count", "replicas", "restore-if-db-not-exists", "dir", "pattern", "recursive", "watch"},
 		"ReplicaConfig": {"type", "name", "path", "url", "retention", "retention-check-interval", "snapshot-interval", "sync-interval", "validation-interval", "age", "bucket", "region", "endpoint", "force-path-style", "skip-verify", "access-key-id", "secret-access-key", "account-name", "account-key", "host", "user", "password", "key-path", "host-key", "known-hosts-path"},
 		"LoggingConfig": {"level", "type", "stderr"},
 		"AgeConfig":     {"identities", "recipients"},
@@ -439,7 +456,11 @@ func (c *Config) normalize() error {
 	if c.HealthWindow != nil && *c.HealthWindow <= 0 {
 		return errors.New("health-window must be positive")
 	}
+	if err := c.checkHeartbeat(); err != nil {
+		return err
+	}
 	seen := map[string]int{}
+	var paths, dirs []*DBConfig
 	for i, db := range c.DBs {
 		if db == nil {
 			return fmt.Errorf("dbs entry %d is empty", i+1)
@@ -447,23 +468,41 @@ func (c *Config) normalize() error {
 		if err := db.normalize(c); err != nil {
 			return err
 		}
+		if db.Dir != "" {
+			dirs = append(dirs, db)
+			continue
+		}
 		if first, ok := seen[db.Path]; ok {
 			return fmt.Errorf("line %d: path: database %s is listed twice (first at line %d)", db.Line, db.Path, first)
 		}
 		seen[db.Path] = db.Line
+		paths = append(paths, db)
 	}
-	return checkReplicaDests(c.DBs)
+	if err := checkDirOverlaps(paths, dirs); err != nil {
+		return err
+	}
+	if err := checkReplicaDests(append(slices.Clip(paths), dirs...)); err != nil {
+		return err
+	}
+	c.DBs, c.Dirs = paths, append(c.Dirs, dirs...)
+	return nil
 }
 
 func (db *DBConfig) normalize(c *Config) error {
-	if db.Path == "" {
-		return fmt.Errorf("line %d: database entry has no path", db.Line)
+	if db.Dir != "" || db.Pattern != "" || db.Recursive || db.Watch {
+		if err := db.normalizeDir(); err != nil {
+			return err
+		}
+	} else if db.Path == "" {
+		return fmt.Errorf("line %d: database entry has no path (give path: FILE, or dir: DIRECTORY with pattern:)", db.Line)
+	} else {
+		p, err := expandPath(db.Path)
+		if err != nil {
+			return fmt.Errorf("line %d: path: %w", db.Line, err)
+		}
+		db.Path = p
 	}
-	p, err := expandPath(db.Path)
-	if err != nil {
-		return fmt.Errorf("line %d: path: %w", db.Line, err)
-	}
-	db.Path = p
+	var err error
 	if db.MetaPath != "" {
 		if db.MetaPath, err = expandPath(db.MetaPath); err != nil {
 			return fmt.Errorf("line %d: meta-path: %w", db.Line, err)
@@ -488,7 +527,7 @@ func (db *DBConfig) normalize(c *Config) error {
 	var unnamed []*ReplicaConfig
 	for i, r := range db.Replicas {
 		if r == nil {
-			return fmt.Errorf("line %d: replica entry %d of %s is empty", db.Line, i+1, db.Path)
+			return fmt.Errorf("line %d: replica entry %d of %s is empty", db.Line, i+1, db.label())
 		}
 		if err := r.normalize(c); err != nil {
 			return err
@@ -498,7 +537,7 @@ func (db *DBConfig) normalize(c *Config) error {
 			continue
 		}
 		if first, ok := names[r.Name]; ok {
-			return fmt.Errorf("line %d: name: two replicas of %s are named %q (first at line %d): give each a distinct name", r.Line, db.Path, r.Name, first)
+			return fmt.Errorf("line %d: name: two replicas of %s are named %q (first at line %d): give each a distinct name", r.Line, db.label(), r.Name, first)
 		}
 		names[r.Name] = r.Line
 	}
@@ -511,7 +550,7 @@ func (db *DBConfig) normalize(c *Config) error {
 		}
 		names[r.Name] = r.Line
 		if r.Name != r.Type {
-			c.Notes = append(c.Notes, fmt.Sprintf("%sthe replica of %s has no name, and another %s replica is named %q: it is named %q", atLine(r.Line), db.Path, r.Type, r.Type, r.Name))
+			c.Notes = append(c.Notes, fmt.Sprintf("%sthe replica of %s has no name, and another %s replica is named %q: it is named %q", atLine(r.Line), db.label(), r.Type, r.Type, r.Name))
 		}
 	}
 	return nil
@@ -760,7 +799,7 @@ func checkReplicaDests(dbs []*DBConfig) error {
 			if !ok {
 				continue
 			}
-			cur := placed{d, r, db.Path}
+			cur := placed{d, r, db.label()}
 			for _, prev := range all {
 				other := name(prev)
 				if prev.r.Line > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -98,7 +99,61 @@ func resolveArg(cf configFlags, arg string) ([]*litestream.Replica, *DBConfig, e
 		}
 		arg = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	}
+	if replicas, dbc, ok, err := resolveDirEntryArg(cf, arg); ok || err != nil {
+		return replicas, dbc, err
+	}
 	return resolveReplicas(cf, arg)
+}
+
+// resolveDirEntryArg resolves a database path that no path entry of the
+// config lists but a directory entry covers: its replicas are the entry's,
+// under the database's relative path. The file need not exist (a removed
+// database restores by its path). ok is false when no directory entry
+// covers arg, or arg is no database path; resolveReplicas then decides.
+func resolveDirEntryArg(cf configFlags, arg string) ([]*litestream.Replica, *DBConfig, bool, error) {
+	if !isPlainPath(arg) {
+		return nil, nil, false, nil
+	}
+	if fi, err := os.Stat(filepath.Join(arg, "generations")); err == nil && fi.IsDir() {
+		return nil, nil, false, nil
+	}
+	cfg, err := cf.load()
+	if err != nil || len(cfg.Dirs) == 0 || cfg.DBConfig(arg) != nil {
+		return nil, nil, false, nil
+	}
+	p, err := expandPath(arg)
+	if err != nil {
+		return nil, nil, false, nil
+	}
+	var owner *DBConfig
+	for _, d := range cfg.Dirs {
+		rel, err := dirEntryRelPath(d, p)
+		if err != nil {
+			return nil, nil, true, fmt.Errorf("%s%w", atLine(d.Line), err)
+		}
+		if rel == "" {
+			continue
+		}
+		if owner != nil {
+			return nil, nil, true, fmt.Errorf("database %s is one of the databases of line %d (%s) and of line %d (%s): keep it in one entry", p, owner.Line, owner.label(), d.Line, d.label())
+		}
+		owner = d
+	}
+	if owner == nil {
+		return nil, nil, false, nil
+	}
+	dbc, err := owner.dbConfigFor(p)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	db, err := newDBFromConfig(dbc, slog.Default(), nil)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	if len(db.Replicas) == 0 {
+		return nil, nil, true, fmt.Errorf("%sdatabase %s: its directory entry has no replicas", atLine(owner.Line), p)
+	}
+	return db.Replicas, dbc, true, nil
 }
 
 // listEach runs list on every replica, in order, and writes the table of
@@ -335,9 +390,10 @@ func (c *WALCommand) Run(ctx context.Context, args []string) error {
 // DatabasesCommand lists the config file's databases.
 type DatabasesCommand struct{ stdout, stderr io.Writer }
 
-// Run prints path, replicas.
+// Run prints path, replicas: one row per path entry, then one per
+// database a directory entry holds now.
 func (c *DatabasesCommand) Run(ctx context.Context, args []string) error {
-	fs := newFlagSet("databases", "[flags]", "Lists the databases of the config file and the names of their replicas;\nwith -json, as a JSON array of {\"path\", \"replicas\"} objects.")
+	fs := newFlagSet("databases", "[flags]", "Lists the databases of the config file and the names of their replicas, with\nthe databases each directory entry (dir:) holds now; with -json, as a JSON\narray of {\"path\", \"replicas\"} objects.")
 	cf := registerConfigFlags(fs)
 	asJSON := fs.Bool("json", false, jsonHelp)
 	if err := fs.parse(args, c.stdout); err != nil {
@@ -347,32 +403,45 @@ func (c *DatabasesCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	dbs := slices.Clone(cfg.DBs)
+	for _, d := range cfg.Dirs {
+		paths, err := dirEntryMatches(d)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "litestream databases: %sdir %s: %s\n", atLine(d.Line), d.Dir, oneLine(err.Error()))
+			continue
+		}
+		for _, p := range paths {
+			dbc, err := d.dbConfigFor(p)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "litestream databases: %s%s\n", atLine(d.Line), oneLine(err.Error()))
+				continue
+			}
+			dbs = append(dbs, dbc)
+		}
+	}
 	if *asJSON {
 		type databaseJSON struct {
 			Path     string   `json:"path"`
 			Replicas []string `json:"replicas"`
 		}
-		dbs := []databaseJSON{}
-		for _, db := range cfg.DBs {
+		out := []databaseJSON{}
+		for _, db := range dbs {
 			j := databaseJSON{Path: db.Path, Replicas: []string{}}
 			for _, r := range db.Replicas {
 				j.Replicas = append(j.Replicas, r.Name)
 			}
-			dbs = append(dbs, j)
+			out = append(out, j)
 		}
-		return writeJSON(c.stdout, dbs)
+		return writeJSON(c.stdout, out)
 	}
 	tw := newTable(c.stdout)
 	fmt.Fprintln(tw, "path\treplicas")
-	for _, db := range cfg.DBs {
-		names := ""
+	for _, db := range dbs {
+		names := make([]string, len(db.Replicas))
 		for i, r := range db.Replicas {
-			if i > 0 {
-				names += ","
-			}
-			names += r.Name
+			names[i] = r.Name
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", db.Path, names)
+		fmt.Fprintf(tw, "%s\t%s\n", db.Path, strings.Join(names, ","))
 	}
 	return tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,9 +78,9 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		logger.Warn("config: " + w)
 	}
 	switch {
-	case len(cfg.DBs) == 0 && cfg.Exec == "":
+	case len(cfg.DBs) == 0 && len(cfg.Dirs) == 0 && cfg.Exec == "":
 		return errors.New("no databases to replicate: list them under dbs: in the config file, or pass DB_PATH REPLICA_URL")
-	case len(cfg.DBs) == 0:
+	case len(cfg.DBs) == 0 && len(cfg.Dirs) == 0:
 		// As in v0.3: the child runs, and litestream exits with it.
 		logger.Warn("the config file lists no databases: running the exec command without replicating anything")
 	}
@@ -93,33 +94,56 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		}
 		dbs = append(dbs, db)
 	}
-	if err := checkStores(ctx, dbs, logger); err != nil {
+	set := newDBSet()
+	monitors, found, err := startDirEntries(cfg, set, ops, logger)
+	if err != nil {
+		return err
+	}
+	if err := checkStores(ctx, append(slices.Clip(dbs), found...), logger); err != nil {
 		return err
 	}
 	if err := restoreMissing(ctx, dbs, cfg.DBs, *restoreIfMissing, logger); err != nil {
 		return err
 	}
+	dbs = append(dbs, found...)
+	for _, db := range dbs {
+		set.add(db)
+	}
 	if cfg.Addr != "" {
-		srv, err := startHTTPServer(cfg.Addr, newDBSet(dbs...), ops, cfg.HealthWindow.D(DefaultHealthWindow), cfg.Pprof, logger)
+		srv, err := startHTTPServer(cfg.Addr, set, ops, cfg.HealthWindow.D(DefaultHealthWindow), cfg.Pprof, logger)
 		if err != nil {
 			return err
 		}
 		defer srv.shutdown()
 	}
 	for _, db := range dbs {
-		if err := db.Open(); err != nil {
-			return fmt.Errorf("open %s: %w", db.Path(), err)
+		if err := openAndLog(db, logger); err != nil {
+			return err
 		}
-		for _, r := range db.Replicas {
-			logger.Info("replicating", append([]any{"db", db.Path()}, replicaLogAttrs(r)...)...)
-		}
+	}
+	// The directory monitors and the heartbeat run until the last sync
+	// begins: no database is added or removed during closeAll.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	for _, m := range monitors {
+		bg.Add(1)
+		go func() { defer bg.Done(); m.run(bgCtx) }()
+	}
+	if hb := newHeartbeat(cfg, set, logger); hb != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); hb.run(bgCtx) }()
+	}
+	stopAll := func() error {
+		stopBackground()
+		bg.Wait()
+		return closeAll(set.list(), logger)
 	}
 
 	exitCode := 0
 	if cfg.Exec != "" {
 		code, err := runChild(ctx, cfg.Exec, logger)
 		if err != nil {
-			closeAll(dbs, logger)
+			_ = stopAll()
 			return err
 		}
 		exitCode = code
@@ -127,7 +151,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		<-ctx.Done()
 		logger.Info("signal received, making a last sync")
 	}
-	if err := closeAll(dbs, logger); err != nil {
+	if err := stopAll(); err != nil {
 		return err
 	}
 	if exitCode != 0 {
@@ -157,25 +181,19 @@ func checkStores(ctx context.Context, dbs []*litestream.DB, logger *slog.Logger)
 		err error
 	}
 	var checks []*check
-	var wg sync.WaitGroup
 	for _, db := range dbs {
 		for _, r := range db.Replicas {
-			sc, ok := r.Client.(litestream.StoreChecker)
-			if !ok {
-				continue
+			if _, ok := r.Client.(litestream.StoreChecker); ok {
+				checks = append(checks, &check{db: db, r: r})
 			}
-			c := &check{db: db, r: r}
-			checks = append(checks, c)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
-				defer cancel()
-				c.err = sc.CheckStore(cctx)
-			}()
 		}
 	}
-	wg.Wait()
+	inParallel(len(checks), func(i int) {
+		c := checks[i]
+		cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
+		defer cancel()
+		c.err = c.r.Client.(litestream.StoreChecker).CheckStore(cctx)
+	})
 	if ctx.Err() != nil {
 		return errors.New("stopped during the startup check of the replicas")
 	}
@@ -187,6 +205,7 @@ func checkStores(ctx context.Context, dbs []*litestream.DB, logger *slog.Logger)
 			logger.Warn("the replica's store fails at startup; replicating anyway: the shadow WAL keeps every commit until the store accepts it",
 				"db", c.db.Path(), "replica", c.r.Name, "error", c.err)
 		default:
+			logger.Error("the replica's store cannot be used", "db", c.db.Path(), "replica", c.r.Name, "error", c.err)
 			errs = append(errs, fmt.Sprintf("replica %s of %s: %v", c.r.Name, c.db.Path(), c.err))
 		}
 	}
@@ -196,24 +215,46 @@ func checkStores(ctx context.Context, dbs []*litestream.DB, logger *slog.Logger)
 	return nil
 }
 
-// closeAll makes the last sync of every database. A second signal, or five
-// minutes, cuts it short.
+// maxParallel bounds the startup checks and the last syncs that run at
+// once: enough to hide a store's latency, few enough that a thousand
+// databases do not open a thousand connections at once.
+const maxParallel = 32
+
+// inParallel calls f(0) ... f(n-1), at most maxParallel at once, and
+// returns when every call has.
+func inParallel(n int, f func(i int)) {
+	sem := make(chan struct{}, maxParallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// closeAll makes the last sync of every database, maxParallel at once. A
+// second signal, or five minutes, cuts it short. Each failure is logged on
+// its own line and named in the error.
 func closeAll(dbs []*litestream.DB, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	var errs []error
-	for _, db := range dbs {
-		if err := db.Close(ctx); err != nil {
-			logger.Error("last sync failed", "db", db.Path(), "error", err)
-			errs = append(errs, fmt.Errorf("%s: %w", db.Path(), err))
+	errs := make([]error, len(dbs))
+	inParallel(len(dbs), func(i int) {
+		if err := dbs[i].Close(ctx); err != nil {
+			logger.Error("last sync failed", "db", dbs[i].Path(), "error", err)
+			errs[i] = fmt.Errorf("%s: %w", dbs[i].Path(), err)
 		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("last sync incomplete: %w", err)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("last sync incomplete: %w", errors.Join(errs...))
-	}
-	logger.Info("last sync done; exiting")
+	logger.Info("last sync done; exiting", "databases", len(dbs))
 	return nil
 }
 
