@@ -2,8 +2,6 @@ package gcstest
 
 import (
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -11,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // Faults says which faults a FaultProxy injects, each with a probability
@@ -34,8 +34,7 @@ type FaultProxy struct {
 	cutAfter int64 // bytes of a cut body that get through
 	failCut  int   // requests to fail after each cut
 	failNext int   // requests still to fail
-	rng      *rand.Rand
-	srv      *http.Server
+	dice     *testserver.Dice
 }
 
 // StartFaultProxy starts a proxy to s on 127.0.0.1; it injects nothing
@@ -46,18 +45,12 @@ func StartFaultProxy(t testing.TB, s *Server, seed uint64) *FaultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &FaultProxy{Addr: l.Addr().String(), rng: rand.New(rand.NewPCG(seed, seed)), cutAfter: 100}
+	p := &FaultProxy{dice: testserver.NewDice(seed), cutAfter: 100}
 	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(target)
 		r.Out.Host = target.Host
 	}}
-	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, rp) })}
-	go p.srv.Serve(l)
-	t.Cleanup(func() { p.srv.Close() })
+	p.Addr = testserver.ServeHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, rp) }))
 	return p
 }
 
@@ -77,12 +70,6 @@ func (p *FaultProxy) CutNext(n int, after int64, thenFail int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cutNext, p.cutAfter, p.failCut = n, after, thenFail
-}
-
-func (p *FaultProxy) roll(prob float64) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return prob > 0 && p.rng.Float64() < prob
 }
 
 // isDownload reports whether r reads an object's content: an XML-style
@@ -110,46 +97,22 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request, rp *httputil.
 	after := p.cutAfter
 	p.mu.Unlock()
 	switch {
-	case fail || p.roll(f.Error503):
+	case fail || p.dice.Roll(f.Error503):
 		p.Injected.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, `{"error":{"code":503,"message":"injected","errors":[{"reason":"backendError","message":"injected"}]}}`)
 		return
-	case p.roll(f.Drop):
+	case p.dice.Roll(f.Drop):
 		p.Injected.Add(1)
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		testserver.Drop(w)
+		return
 	}
-	if cut || isDownload(r) && p.roll(f.CutBody) {
+	if cut || isDownload(r) && p.dice.Roll(f.CutBody) {
 		p.Injected.Add(1)
-		rp.ServeHTTP(&cutWriter{ResponseWriter: w, left: after}, r) // aborts the connection
+		rp.ServeHTTP(&testserver.CutWriter{ResponseWriter: w, Left: after}, r) // aborts the connection
 		return
 	}
 	rp.ServeHTTP(w, r)
-}
-
-// cutWriter forwards only the first bytes of a body, then aborts the
-// connection.
-type cutWriter struct {
-	http.ResponseWriter
-	left int64
-}
-
-func (c *cutWriter) Write(b []byte) (int, error) {
-	if int64(len(b)) > c.left {
-		c.ResponseWriter.Write(b[:c.left])
-		if f, ok := c.ResponseWriter.(http.Flusher); ok {
-			f.Flush()
-		}
-		panic(http.ErrAbortHandler)
-	}
-	c.left -= int64(len(b))
-	return c.ResponseWriter.Write(b)
 }

@@ -18,53 +18,30 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // Server is a fake-gcs-server process.
 type Server struct {
 	t    testing.TB
-	bin  string
-	root string // filesystem root; "" for the memory backend
 	Addr string // 127.0.0.1:PORT
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string
+	proc *testserver.Process
 }
 
 // Endpoint returns the server's http URL.
 func (s *Server) Endpoint() string { return "http://" + s.Addr }
 
-// findBinary locates fake-gcs-server: $FAKE_GCS_SERVER, the repository's
-// bin/, PATH, then $GOPATH/bin.
-func findBinary() (string, error) {
-	if p := os.Getenv("FAKE_GCS_SERVER"); p != "" {
-		return p, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	if p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "fake-gcs-server"); fileExists(p) {
-		return p, nil
-	}
-	if p, err := exec.LookPath("fake-gcs-server"); err == nil {
-		return p, nil
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		if p := filepath.Join(strings.TrimSpace(string(out)), "bin", "fake-gcs-server"); fileExists(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("fake-gcs-server not found: run 'make tools' (or go install github.com/fsouza/fake-gcs-server@v1.56.1), or set $FAKE_GCS_SERVER")
+// binary is where fake-gcs-server is looked for: $FAKE_GCS_SERVER, the
+// repository's bin/, PATH, then $GOPATH/bin.
+var binary = testserver.Binary{
+	Name: "fake-gcs-server", Env: "FAKE_GCS_SERVER", Paths: []string{"bin/fake-gcs-server"}, GoBin: true,
+	Hint: "or go install github.com/fsouza/fake-gcs-server@v1.56.1",
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // StartServer starts fake-gcs-server with the memory backend on a free
 // port and stops it when the test ends. A missing binary fails the test:
@@ -75,19 +52,24 @@ func StartServer(t testing.TB) *Server { return start(t, "") }
 // directory of the test's, so that objects survive Stop and Start.
 func StartFilesystemServer(t testing.TB) *Server { return start(t, t.TempDir()) }
 
+// start starts the server with the filesystem backend in root, or the
+// memory backend when root is "".
 func start(t testing.TB, root string) *Server {
 	t.Helper()
-	bin, err := findBinary()
-	if err != nil {
-		t.Fatal(err)
+	bin, addr := testserver.Prepare(t, binary)
+	_, port, _ := net.SplitHostPort(addr)
+	args := []string{"-scheme", "http", "-host", "127.0.0.1", "-port", port, "-public-host", addr, "-log-level", "warn"}
+	if root == "" {
+		args = append(args, "-backend", "memory")
+	} else {
+		args = append(args, "-backend", "filesystem", "-filesystem-root", root)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &Server{t: t, bin: bin, root: root, Addr: addr, log: filepath.Join(t.TempDir(), "fake-gcs-server.log")}
+	s := &Server{t: t, Addr: addr, proc: &testserver.Process{
+		Name: "fake-gcs-server", Addr: addr, Log: filepath.Join(t.TempDir(), "fake-gcs-server.log"),
+		Command: func() *exec.Cmd { return exec.Command(bin, args...) },
+		Ready:   testserver.HTTPAnswers("http://" + addr + "/storage/v1/b?project=test"),
+		Poll:    20 * time.Millisecond,
+	}}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -100,62 +82,12 @@ func (s *Server) UseEmulator(t testing.TB) { t.Setenv("STORAGE_EMULATOR_HOST", s
 // Start (re)starts the server process on the same port (and directory).
 func (s *Server) Start() {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return
-	}
-	_, port, _ := net.SplitHostPort(s.Addr)
-	args := []string{"-scheme", "http", "-host", "127.0.0.1", "-port", port, "-public-host", s.Addr, "-log-level", "warn"}
-	if s.root == "" {
-		args = append(args, "-backend", "memory")
-	} else {
-		args = append(args, "-backend", "filesystem", "-filesystem-root", s.root)
-	}
-	cmd := exec.Command(s.bin, args...)
-	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start fake-gcs-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.Endpoint() + "/storage/v1/b?project=test")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(s.log)
-			s.t.Fatalf("fake-gcs-server exited at start: %s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("fake-gcs-server did not answer on %s", s.Addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.proc.Start(s.t)
 }
 
 // Stop kills the server process; a filesystem server's objects stay for
 // a later Start.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
+func (s *Server) Stop() { s.proc.Stop() }
 
 // CreateBucket makes a bucket with a name unique to the test, through the
 // emulator's JSON API, and returns its name.

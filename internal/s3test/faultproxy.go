@@ -2,8 +2,6 @@ package s3test
 
 import (
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -11,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // Faults says which faults a FaultProxy injects, each with a probability
@@ -30,9 +30,8 @@ type FaultProxy struct {
 	Addr     string
 	mu       sync.Mutex
 	faults   Faults
-	rng      *rand.Rand
+	dice     *testserver.Dice
 	Injected atomic.Int64
-	srv      *http.Server
 }
 
 // StartFaultProxy starts a proxy to target on 127.0.0.1.
@@ -42,15 +41,9 @@ func StartFaultProxy(t testing.TB, target string, seed uint64) *FaultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &FaultProxy{Addr: l.Addr().String(), rng: rand.New(rand.NewPCG(seed, seed))}
+	p := &FaultProxy{dice: testserver.NewDice(seed)}
 	rp := httputil.NewSingleHostReverseProxy(u)
-	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, rp) })}
-	go p.srv.Serve(l)
-	t.Cleanup(func() { p.srv.Close() })
+	p.Addr = testserver.ServeHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, rp) }))
 	return p
 }
 
@@ -64,41 +57,30 @@ func (p *FaultProxy) SetFaults(f Faults) {
 	p.faults = f
 }
 
-func (p *FaultProxy) roll(prob float64) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return prob > 0 && p.rng.Float64() < prob
-}
-
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request, rp *httputil.ReverseProxy) {
 	p.mu.Lock()
 	f := p.faults
 	p.mu.Unlock()
 	switch {
-	case p.roll(f.Error500):
+	case p.dice.Roll(f.Error500):
 		p.Injected.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>`)
 		return
-	case p.roll(f.SlowDown):
+	case p.dice.Roll(f.SlowDown):
 		p.Injected.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>`)
 		return
-	case p.roll(f.Drop):
+	case p.dice.Roll(f.Drop):
 		p.Injected.Add(1)
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
-	case p.roll(f.Stall):
+		testserver.Drop(w)
+		return
+	case p.dice.Roll(f.Stall):
 		p.Injected.Add(1)
 		d := f.StallTime
 		if d == 0 {
@@ -110,29 +92,10 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request, rp *httputil.
 			return
 		}
 	}
-	if r.Method == http.MethodGet && p.roll(f.CutBody) {
+	if r.Method == http.MethodGet && p.dice.Roll(f.CutBody) {
 		p.Injected.Add(1)
-		rp.ServeHTTP(&cutWriter{ResponseWriter: w, left: 100}, r) // aborts the connection
+		rp.ServeHTTP(&testserver.CutWriter{ResponseWriter: w, Left: 100}, r) // aborts the connection
 		return
 	}
 	rp.ServeHTTP(w, r)
-}
-
-// cutWriter forwards only the first bytes of a body, then aborts the
-// connection.
-type cutWriter struct {
-	http.ResponseWriter
-	left int
-}
-
-func (c *cutWriter) Write(b []byte) (int, error) {
-	if len(b) > c.left {
-		c.ResponseWriter.Write(b[:c.left])
-		if f, ok := c.ResponseWriter.(http.Flusher); ok {
-			f.Flush()
-		}
-		panic(http.ErrAbortHandler)
-	}
-	c.left -= len(b)
-	return c.ResponseWriter.Write(b)
 }

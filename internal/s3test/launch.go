@@ -3,8 +3,6 @@ package s3test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"time"
@@ -12,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // Process is a versitygw server started outside of a test (benchmarks).
@@ -26,36 +26,25 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Launch starts versitygw on a free 127.0.0.1 port serving dir and creates
 // bucket. Stop it with Stop.
 func Launch(dir, bucket string) (*Process, error) {
-	bin, err := findBinary()
+	bin, err := binary.Find()
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testserver.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--port", addr, "--access", AccessKey, "--secret", SecretKey, "posix", dir)
-	cmd.Stdout, cmd.Stderr = nil, nil
+	cmd := command(bin, addr, dir)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start versitygw: %w", err)
 	}
 	p := &Process{Addr: addr, cmd: cmd}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + addr); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("versitygw did not answer on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := testserver.WaitReady(testserver.HTTPAnswers("http://"+addr), nil, 30*time.Second, 50*time.Millisecond); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("versitygw on %s: %w", addr, err)
 	}
 	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(p.Endpoint()), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, "")})

@@ -5,20 +5,16 @@ package s3test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // Credentials of the test server.
@@ -30,55 +26,36 @@ const (
 // Server is a versitygw process serving a posix directory.
 type Server struct {
 	t    testing.TB
-	bin  string
-	dir  string
 	Addr string // 127.0.0.1:PORT
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testserver.Process
 }
 
 // Endpoint returns the server's http URL.
 func (s *Server) Endpoint() string { return "http://" + s.Addr }
 
-// findBinary locates versitygw: $VERSITYGW, the repository's bin/, PATH,
-// then $GOPATH/bin.
-func findBinary() (string, error) {
-	if p := os.Getenv("VERSITYGW"); p != "" {
-		return p, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	if p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "versitygw"); fileExists(p) {
-		return p, nil
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		if p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw"); fileExists(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("versitygw not found: run 'make tools' (or go install github.com/versity/versitygw/cmd/versitygw@v1.8.0), or set $VERSITYGW")
+// binary is where versitygw is looked for: $VERSITYGW, the repository's
+// bin/, PATH, then $GOPATH/bin.
+var binary = testserver.Binary{
+	Name: "versitygw", Env: "VERSITYGW", Paths: []string{"bin/versitygw"}, GoBin: true,
+	Hint: "or go install github.com/versity/versitygw/cmd/versitygw@v1.8.0",
 }
 
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+// command is versitygw's command line on addr, serving dir.
+func command(bin, addr, dir string) *exec.Cmd {
+	return exec.Command(bin, "--port", addr, "--access", AccessKey, "--secret", SecretKey, "posix", dir)
+}
 
 // StartServer starts versitygw on a free port and stops it when the test
 // ends. A missing binary fails the test: S3 tests are never skipped.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
-	bin, err := findBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), Addr: addr}
+	bin, addr := testserver.Prepare(t, binary)
+	dir := t.TempDir()
+	s := &Server{t: t, Addr: addr, proc: &testserver.Process{
+		Name: "versitygw", Addr: addr, Log: filepath.Join(t.TempDir(), "versitygw.log"),
+		Command: func() *exec.Cmd { return command(bin, addr, dir) },
+		Ready:   testserver.HTTPAnswers("http://" + addr),
+	}}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -87,54 +64,11 @@ func StartServer(t testing.TB) *Server {
 // Start (re)starts the server process on the same port and directory.
 func (s *Server) Start() {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return
-	}
-	cmd := exec.Command(s.bin, "--port", s.Addr, "--access", AccessKey, "--secret", SecretKey, "posix", s.dir)
-	logf, err := os.Create(filepath.Join(s.t.TempDir(), "versitygw.log"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start versitygw: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.Endpoint())
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logf.Name())
-			s.t.Fatalf("versitygw exited at start: %s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("versitygw did not answer on %s", s.Addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.proc.Start(s.t)
 }
 
 // Stop stops the server process; its data stays for a later Start.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
+func (s *Server) Stop() { s.proc.Stop() }
 
 // Client returns an SDK client for the server.
 func (s *Server) Client() *s3.Client {

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/litestream-go/litestream/internal/testserver"
 )
 
 // The system user for password logins, and its password. Only a test
@@ -36,9 +37,7 @@ const (
 
 // Server is an sshd process and the keys to reach it.
 type Server struct {
-	t   testing.TB
-	bin string
-	dir string // config, keys, log
+	t testing.TB
 
 	Addr          string        // 127.0.0.1:PORT
 	HostKey       ssh.PublicKey // the server's ed25519 host key
@@ -46,12 +45,8 @@ type Server struct {
 	User          string        // the current user, who logs in with ClientKeyPath
 	ClientKeyPath string        // an unencrypted OpenSSH private key file
 	DataDir       string        // a directory User may write to, for replicas
-	config        string
 	logPath       string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc          *testserver.Process
 }
 
 // HostKeyLine returns the host key as an authorized_keys line
@@ -66,47 +61,32 @@ func (s *Server) KnownHostsLine() string {
 	return "[" + host + "]:" + port + " " + s.HostKeyLine()
 }
 
-// findBinary locates sshd: $SSHD, the repository's bin/, /usr/sbin/sshd,
-// then PATH.
-func findBinary() (string, error) {
-	if p := os.Getenv("SSHD"); p != "" {
-		return p, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	for _, p := range []string{filepath.Join(filepath.Dir(file), "..", "..", "bin", "sshd"), "/usr/sbin/sshd"} {
-		if fileExists(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath("sshd"); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("sshd not found: run 'make tools' (it installs Debian's openssh-server), or set $SSHD")
+// binary is where sshd is looked for: $SSHD, the repository's bin/,
+// /usr/sbin/sshd, then PATH.
+var binary = testserver.Binary{
+	Name: "sshd", Env: "SSHD", Paths: []string{"bin/sshd", "/usr/sbin/sshd"},
+	Hint: "it installs Debian's openssh-server",
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // StartServer starts sshd on a free port and stops it when the test ends.
 // A missing binary fails the test: SFTP tests are never skipped.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
-	bin, err := findBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin, addr := testserver.Prepare(t, binary)
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir() // config, keys, log
+	config := filepath.Join(dir, "sshd_config")
+	s := &Server{t: t, Addr: addr, User: u.Username, DataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "sshd.log")}
+	s.proc = &testserver.Process{
+		Name: "sshd", Addr: addr, Log: s.logPath,
+		Command: func() *exec.Cmd { return exec.Command(bin, "-D", "-e", "-f", config) },
+		Ready:   func() error { return greets(addr) },
+		Poll:    20 * time.Millisecond,
+		Halt:    halt,
 	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	s := &Server{t: t, bin: bin, dir: dir, Addr: addr, User: u.Username, DataDir: filepath.Join(dir, "data"),
-		config: filepath.Join(dir, "sshd_config"), logPath: filepath.Join(dir, "sshd.log")}
 	if err := os.Mkdir(s.DataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +128,7 @@ func StartServer(t testing.TB) *Server {
 		"LogLevel VERBOSE",
 		"",
 	}, "\n")
-	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if os.Geteuid() == 0 {
@@ -199,69 +179,42 @@ func writeECDSAKey(path string) (ssh.PublicKey, error) {
 // Start (re)starts sshd on the same port, with the same keys and data.
 func (s *Server) Start() {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	s.proc.Start(s.t)
+}
+
+// greets reports whether sshd serves on addr: it greets first, and a
+// banner means it is serving.
+func greets(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
-	cmd := exec.Command(s.bin, "-D", "-e", "-f", s.config)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		s.t.Fatalf("start sshd: %v", err)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := c.Read(buf); err != nil {
+		return err
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
-			// sshd greets first: a banner means it is serving.
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 4)
-			_, rerr := c.Read(buf)
-			c.Close()
-			if rerr == nil && bytes.Equal(buf, []byte("SSH-")) {
-				return
-			}
-		}
-		select {
-		case <-done:
-			s.cmd = nil
-			s.t.Fatalf("sshd exited at start:\n%s", s.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("sshd did not answer on %s:\n%s", s.Addr, s.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !bytes.Equal(buf, []byte("SSH-")) {
+		return fmt.Errorf("no SSH banner: %q", buf)
 	}
+	return nil
 }
 
 // Stop stops sshd and every session process it forked, so that open
 // connections break as they do when a server goes down; the data stays
 // for a later Start.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	pid := s.cmd.Process.Pid
-	// Sessions run in processes of their own sessions (setsid), so a
-	// process group kill misses them; they are found by parent pid, before
-	// the parent dies and they are reparented.
-	kids := descendants(pid)
-	s.cmd.Process.Kill()
+func (s *Server) Stop() { s.proc.Stop() }
+
+// halt kills sshd and its sessions. Sessions run in processes of their
+// own sessions (setsid), so a process group kill misses them; they are
+// found by parent pid, before the parent dies and they are reparented.
+func halt(cmd *exec.Cmd, _ <-chan struct{}) {
+	kids := descendants(cmd.Process.Pid)
+	cmd.Process.Kill()
 	for _, k := range kids {
 		syscall.Kill(k, syscall.SIGKILL)
 	}
-	<-s.done
-	s.cmd = nil
 }
 
 // descendants returns the pids of every process below pid.
