@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,51 +45,21 @@ func TestConformance(t *testing.T) {
 func TestOpsCounted(t *testing.T) {
 	srv := abstest.StartServer(t)
 	c := newClient(srv.Endpoint(), srv.CreateContainer(t))
-	var puts, gets, lists, deletes, putBytes, getBytes atomic.Int64
-	c.OnOp = func(op string, n int64) {
-		switch op {
-		case "PUT":
-			puts.Add(1)
-			putBytes.Add(n)
-		case "GET":
-			gets.Add(1)
-			getBytes.Add(n)
-		case "LIST":
-			lists.Add(1)
-		case "DELETE":
-			deletes.Add(1)
-		}
-	}
+	var ops replicatest.Ops
+	c.OnOp = ops.Count
+	replicatest.RequireOneOfEach(t, c, &ops)
+
 	ctx := context.Background()
 	pos := litestream.Pos{Generation: "0123456789abcdef"}
-	if _, err := c.WriteSegment(ctx, pos, bytes.NewReader([]byte("xyz"))); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := c.OpenSegment(ctx, pos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, rc)
-	rc.Close()
-	if _, err := c.Segments(ctx, pos.Generation); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.DeleteSegments(ctx, []litestream.Pos{pos}); err != nil {
-		t.Fatal(err)
-	}
-	if puts.Load() != 1 || gets.Load() != 1 || lists.Load() != 1 || deletes.Load() != 1 || putBytes.Load() != 3 || getBytes.Load() != 3 {
-		t.Fatalf("puts %d (%d bytes) gets %d (%d bytes) lists %d deletes %d", puts.Load(), putBytes.Load(), gets.Load(), getBytes.Load(), lists.Load(), deletes.Load())
-	}
-
 	// A large upload: its blocks' bytes are counted once.
-	puts.Store(0)
-	putBytes.Store(0)
+	ops.Puts.Store(0)
+	ops.PutBytes.Store(0)
 	size := int64(2*abs.BlockSize + 100)
 	if _, err := c.WriteSnapshot(ctx, pos.Generation, 0, io.LimitReader(zeros{}, size)); err != nil {
 		t.Fatal(err)
 	}
-	if puts.Load() != 4 || putBytes.Load() != size {
-		t.Fatalf("a 3-block upload: %d PUTs, %d bytes; want 4 (3 blocks and the list), %d", puts.Load(), putBytes.Load(), size)
+	if ops.Puts.Load() != 4 || ops.PutBytes.Load() != size {
+		t.Fatalf("a 3-block upload: %d PUTs, %d bytes; want 4 (3 blocks and the list), %d", ops.Puts.Load(), ops.PutBytes.Load(), size)
 	}
 }
 
@@ -98,31 +67,11 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-// closedPort returns a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // sdkText is what the SDK's own error text holds and ours never does.
 var sdkText = []string{"RESPONSE", "ERROR CODE", "x-ms-request-id", "-----", "SharedKey", "Signature"}
 
-func requireOurWords(t *testing.T, err error) {
-	t.Helper()
-	for _, s := range sdkText {
-		if strings.Contains(err.Error(), s) {
-			t.Fatalf("error holds the SDK's text %q: %v", s, err)
-		}
-	}
-	if strings.Contains(err.Error(), "\n") {
-		t.Fatalf("error is more than one line: %q", err)
-	}
-}
+// checks are the startup check's assertions, with the SDK's text.
+var checks = replicatest.StoreCheck{Foreign: sdkText}
 
 // TestCheckStore: the startup check tells every permanent failure at once,
 // in one line naming what is wrong, never the key; retries what may pass
@@ -130,30 +79,7 @@ func requireOurWords(t *testing.T, err error) {
 func TestCheckStore(t *testing.T) {
 	srv := abstest.StartServer(t)
 	cont := srv.CreateContainer(t)
-	check := func(c *abs.ReplicaClient, bound time.Duration) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), bound)
-		defer cancel()
-		start := time.Now()
-		err := c.CheckStore(ctx)
-		return time.Since(start), err
-	}
-	permanent := func(t *testing.T, c *abs.ReplicaClient, want ...string) error {
-		t.Helper()
-		took, err := check(c, 5*time.Second)
-		if err == nil {
-			t.Fatal("check passed")
-		}
-		for _, w := range want {
-			if !strings.Contains(err.Error(), w) {
-				t.Fatalf("error %q lacks %q", err, w)
-			}
-		}
-		if took > 2*time.Second || errors.Is(err, litestream.ErrStoreBusy) {
-			t.Fatalf("a permanent error was retried (%s) or taken for a busy store: %v", took, err)
-		}
-		requireOurWords(t, err)
-		return err
-	}
+	check, permanent := replicatest.Check, checks.Permanent
 
 	t.Run("ok", func(t *testing.T) {
 		var ops []string
@@ -210,46 +136,16 @@ func TestCheckStore(t *testing.T) {
 		t.Logf("missing container: %v", err)
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		addr := closedPort(t)
-		took, err := check(newClient("http://"+addr+"/"+abstest.AccountName, cont), 1500*time.Millisecond)
-		if err == nil || errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "cannot reach the Azure Blob Storage endpoint http://"+addr) ||
-			!strings.Contains(err.Error(), "connection refused") {
-			t.Fatalf("err = %v", err)
-		}
-		if took < time.Second {
-			t.Fatalf("gave up after %s, before its bound", took)
-		}
-		requireOurWords(t, err)
+		addr := replicatest.ClosedPort(t)
+		err := checks.Unreachable(t, newClient("http://"+addr+"/"+abstest.AccountName, cont), "cannot reach the Azure Blob Storage endpoint http://"+addr)
 		if strings.Contains(err.Error(), abstest.AccountKey) {
 			t.Fatalf("the key is in the error: %v", err)
 		}
 		t.Logf("unreachable: %v", err)
 	})
 	t.Run("no answer", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go func() { // accepts, and never answers
-			var conns []net.Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				conns = append(conns, c)
-			}
-		}()
-		took, err := check(newClient("http://"+l.Addr().String(), cont), 1500*time.Millisecond)
-		if err == nil || !strings.Contains(err.Error(), "cannot reach the Azure Blob Storage endpoint http://"+l.Addr().String()+" (no answer in 1.5s)") || took > 3*time.Second {
-			t.Fatalf("after %s: %v", took, err)
-		}
+		addr := replicatest.SilentServer(t)
+		checks.NoAnswer(t, newClient("http://"+addr, cont), "cannot reach the Azure Blob Storage endpoint http://"+addr+" (no answer in 1.5s)")
 	})
 	t.Run("server errors", func(t *testing.T) {
 		p := startProxy(t, srv, &proxyFaults{status500: true})
@@ -257,7 +153,7 @@ func TestCheckStore(t *testing.T) {
 		if !errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "HTTP 500") {
 			t.Fatalf("err = %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 }
 
@@ -456,7 +352,7 @@ func TestOutage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
 		t.Fatalf("write during outage: %v", err)
 	}
-	requireOurWords(t, err)
+	checks.OurWords(t, err)
 	srv.Start()
 	if _, err := c.WriteSegment(ctx, pos, bytes.NewReader([]byte("x"))); err != nil {
 		t.Fatalf("write after outage: %v", err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,68 +13,22 @@ import (
 	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/gcs"
 	"github.com/litestream-go/litestream/internal/gcstest"
+	"github.com/litestream-go/litestream/internal/replicatest"
 )
 
 // libraryText is what the storage library's error text holds and ours
 // never does.
 var libraryText = []string{"googleapi:", "retry failed", "storage:", "with body", "Get \"http"}
 
-func requireOurWords(t *testing.T, err error) {
-	t.Helper()
-	for _, s := range libraryText {
-		if strings.Contains(err.Error(), s) {
-			t.Fatalf("error holds the library's text %q: %v", s, err)
-		}
-	}
-	if strings.Contains(err.Error(), "\n") {
-		t.Fatalf("error is more than one line: %q", err)
-	}
-}
-
-// closedPort returns a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-func check(c *gcs.ReplicaClient, bound time.Duration) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	start := time.Now()
-	err := c.CheckStore(ctx)
-	return time.Since(start), err
-}
-
-// permanent expects a check that fails at once, not taken for a busy
-// store, in one line of our words holding want.
-func permanent(t *testing.T, c *gcs.ReplicaClient, want ...string) error {
-	t.Helper()
-	took, err := check(c, 5*time.Second)
-	if err == nil {
-		t.Fatal("check passed")
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Fatalf("error %q lacks %q", err, w)
-		}
-	}
-	if took > 2*time.Second || errors.Is(err, litestream.ErrStoreBusy) {
-		t.Fatalf("a permanent error was retried (%s) or taken for a busy store: %v", took, err)
-	}
-	requireOurWords(t, err)
-	return err
-}
+// checks are the startup check's assertions, with the library's text.
+var checks = replicatest.StoreCheck{Foreign: libraryText}
 
 // TestCheckStore: the startup check tells every permanent failure at once,
 // retries what may pass within its bound, and says which it was.
 func TestCheckStore(t *testing.T) {
 	srv := gcstest.StartServer(t)
 	bucket := srv.CreateBucket(t)
+	check, permanent := replicatest.Check, checks.Permanent
 
 	t.Run("ok", func(t *testing.T) {
 		srv.UseEmulator(t)
@@ -89,44 +42,14 @@ func TestCheckStore(t *testing.T) {
 		permanent(t, newClient("no-such-bucket"), `bucket "no-such-bucket" does not exist at the GCS emulator at `+srv.Addr, "(HTTP 404", "create it or fix the bucket name")
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		addr := closedPort(t)
+		addr := replicatest.ClosedPort(t)
 		t.Setenv("STORAGE_EMULATOR_HOST", addr)
-		took, err := check(newClient(bucket), 1500*time.Millisecond)
-		if err == nil || errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "cannot reach the GCS emulator at "+addr) ||
-			!strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "is it running and reachable?") {
-			t.Fatalf("err = %v", err)
-		}
-		if took < time.Second {
-			t.Fatalf("gave up after %s, before its bound", took)
-		}
-		requireOurWords(t, err)
+		checks.Unreachable(t, newClient(bucket), "cannot reach the GCS emulator at "+addr, "is it running and reachable?")
 	})
 	t.Run("no answer", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go func() { // accepts, and never answers
-			var conns []net.Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				conns = append(conns, c)
-			}
-		}()
-		t.Setenv("STORAGE_EMULATOR_HOST", l.Addr().String())
-		took, err := check(newClient(bucket), 1500*time.Millisecond)
-		if err == nil || !strings.Contains(err.Error(), "cannot reach the GCS emulator at "+l.Addr().String()+" (no answer in 1.5s)") || took > 3*time.Second {
-			t.Fatalf("after %s: %v", took, err)
-		}
+		addr := replicatest.SilentServer(t)
+		t.Setenv("STORAGE_EMULATOR_HOST", addr)
+		checks.NoAnswer(t, newClient(bucket), "cannot reach the GCS emulator at "+addr+" (no answer in 1.5s)")
 	})
 	t.Run("server errors", func(t *testing.T) {
 		proxy := gcstest.StartFaultProxy(t, srv, 1)
@@ -136,7 +59,7 @@ func TestCheckStore(t *testing.T) {
 		if !errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "(HTTP 503, backendError): injected") {
 			t.Fatalf("err = %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 	t.Run("server errors that pass", func(t *testing.T) {
 		proxy := gcstest.StartFaultProxy(t, srv, 1)
@@ -249,17 +172,17 @@ func TestErrorsInOurWords(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "list generations: the GCS emulator at "+proxy.Addr+" failed the request after 2 attempts (HTTP 503, backendError): injected") {
 			t.Fatalf("err = %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		t.Setenv("STORAGE_EMULATOR_HOST", closedPort(t))
+		t.Setenv("STORAGE_EMULATOR_HOST", replicatest.ClosedPort(t))
 		c := newClient(bucket)
 		c.MaxAttempts = 2
 		_, err := c.Segments(ctx, pos.Generation)
 		if err == nil || !strings.Contains(err.Error(), "cannot reach the GCS emulator") || !strings.Contains(err.Error(), "after 2 attempts") {
 			t.Fatalf("err = %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 	t.Run("missing bucket", func(t *testing.T) {
 		srv.UseEmulator(t)
@@ -268,7 +191,7 @@ func TestErrorsInOurWords(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), `bucket "no-such-bucket" does not exist`) || errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("write to a missing bucket: %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 	t.Run("missing object", func(t *testing.T) {
 		srv.UseEmulator(t)
@@ -277,6 +200,6 @@ func TestErrorsInOurWords(t *testing.T) {
 		if !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("err = %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 }

@@ -45,50 +45,21 @@ func TestOpsCounted(t *testing.T) {
 	srv := gcstest.StartServer(t)
 	srv.UseEmulator(t)
 	c := newClient(srv.CreateBucket(t))
-	var puts, gets, lists, deletes, putBytes, getBytes atomic.Int64
-	c.OnOp = func(op string, n int64) {
-		switch op {
-		case "PUT":
-			puts.Add(1)
-			putBytes.Add(n)
-		case "GET":
-			gets.Add(1)
-			getBytes.Add(n)
-		case "LIST":
-			lists.Add(1)
-		case "DELETE":
-			deletes.Add(1)
-		}
-	}
+	var ops replicatest.Ops
+	c.OnOp = ops.Count
+	replicatest.RequireOneOfEach(t, c, &ops)
+
 	ctx := context.Background()
 	pos := litestream.Pos{Generation: "0123456789abcdef"}
-	if _, err := c.WriteSegment(ctx, pos, bytes.NewReader([]byte("xyz"))); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := c.OpenSegment(ctx, pos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, rc)
-	rc.Close()
-	if _, err := c.Segments(ctx, pos.Generation); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.DeleteSegments(ctx, []litestream.Pos{pos}); err != nil {
-		t.Fatal(err)
-	}
-	if puts.Load() != 1 || gets.Load() != 1 || lists.Load() != 1 || deletes.Load() != 1 || putBytes.Load() != 3 || getBytes.Load() != 3 {
-		t.Fatalf("puts %d (%d bytes) gets %d (%d bytes) lists %d deletes %d", puts.Load(), putBytes.Load(), gets.Load(), getBytes.Load(), lists.Load(), deletes.Load())
-	}
 	// A resumable upload of two chunks and a half: its start and three.
-	puts.Store(0)
-	putBytes.Store(0)
+	ops.Puts.Store(0)
+	ops.PutBytes.Store(0)
 	size := int64(5 * gcs.ChunkSize / 2)
 	if _, err := c.WriteSnapshot(ctx, pos.Generation, 0, io.LimitReader(zeros{}, size)); err != nil {
 		t.Fatal(err)
 	}
-	if puts.Load() != 4 || putBytes.Load() != size {
-		t.Fatalf("a %d-byte upload counted %d PUTs of %d bytes, want 4 of %d", size, puts.Load(), putBytes.Load(), size)
+	if ops.Puts.Load() != 4 || ops.PutBytes.Load() != size {
+		t.Fatalf("a %d-byte upload counted %d PUTs of %d bytes, want 4 of %d", size, ops.Puts.Load(), ops.PutBytes.Load(), size)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/replicatest"
 	"github.com/litestream-go/litestream/internal/s3test"
 	"github.com/litestream-go/litestream/s3"
 )
@@ -20,54 +20,15 @@ import (
 // sdkText is what the SDK's own error text holds and ours never does.
 var sdkText = []string{"exceeded maximum number of attempts", "HostID", "RequestID", "operation error", "https response error"}
 
-func requireOurWords(t *testing.T, err error) {
-	t.Helper()
-	for _, s := range sdkText {
-		if strings.Contains(err.Error(), s) {
-			t.Fatalf("error holds the SDK's text %q: %v", s, err)
-		}
-	}
-}
-
-// closedPort returns a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+// checks are the startup check's assertions, with the SDK's text.
+var checks = replicatest.StoreCheck{Foreign: sdkText}
 
 // TestCheckStore: the startup check tells every permanent failure at once,
 // retries what may pass within its bound, and says which it was.
 func TestCheckStore(t *testing.T) {
 	srv := s3test.StartServer(t)
 	bucket := srv.CreateBucket(t)
-	check := func(c *s3.ReplicaClient, bound time.Duration) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), bound)
-		defer cancel()
-		start := time.Now()
-		err := c.CheckStore(ctx)
-		return time.Since(start), err
-	}
-	permanent := func(t *testing.T, c *s3.ReplicaClient, want ...string) {
-		t.Helper()
-		took, err := check(c, 5*time.Second)
-		if err == nil {
-			t.Fatal("check passed")
-		}
-		for _, w := range want {
-			if !strings.Contains(err.Error(), w) {
-				t.Fatalf("error %q lacks %q", err, w)
-			}
-		}
-		if took > 2*time.Second || errors.Is(err, litestream.ErrStoreBusy) {
-			t.Fatalf("a permanent error was retried (%s) or taken for a busy store: %v", took, err)
-		}
-		requireOurWords(t, err)
-	}
+	check, permanent := replicatest.Check, checks.Permanent
 
 	t.Run("ok", func(t *testing.T) {
 		if _, err := check(newClient(srv.Endpoint(), bucket), 5*time.Second); err != nil {
@@ -100,42 +61,12 @@ func TestCheckStore(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		addr := closedPort(t)
-		took, err := check(newClient("http://"+addr, bucket), 1500*time.Millisecond)
-		if err == nil || errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "cannot reach the S3 endpoint http://"+addr) ||
-			!strings.Contains(err.Error(), "connection refused") {
-			t.Fatalf("err = %v", err)
-		}
-		if took < time.Second {
-			t.Fatalf("gave up after %s, before its bound", took)
-		}
-		requireOurWords(t, err)
+		addr := replicatest.ClosedPort(t)
+		checks.Unreachable(t, newClient("http://"+addr, bucket), "cannot reach the S3 endpoint http://"+addr)
 	})
 	t.Run("no answer", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go func() { // accepts, and never answers
-			var conns []net.Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				conns = append(conns, c)
-			}
-		}()
-		took, err := check(newClient("http://"+l.Addr().String(), bucket), 1500*time.Millisecond)
-		if err == nil || !strings.Contains(err.Error(), "cannot reach the S3 endpoint http://"+l.Addr().String()+" (no answer in 1.5s)") || took > 3*time.Second {
-			t.Fatalf("after %s: %v", took, err)
-		}
+		addr := replicatest.SilentServer(t)
+		checks.NoAnswer(t, newClient("http://"+addr, bucket), "cannot reach the S3 endpoint http://"+addr+" (no answer in 1.5s)")
 	})
 	t.Run("server errors", func(t *testing.T) {
 		proxy := s3test.StartFaultProxy(t, srv.Endpoint(), 1)
@@ -144,7 +75,7 @@ func TestCheckStore(t *testing.T) {
 		if !errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "(InternalError, HTTP 500)") {
 			t.Fatalf("err = %v", err)
 		}
-		requireOurWords(t, err)
+		checks.OurWords(t, err)
 	})
 	t.Run("server errors that pass", func(t *testing.T) {
 		proxy := s3test.StartFaultProxy(t, srv.Endpoint(), 1)
@@ -186,19 +117,19 @@ func TestErrorsInOurWords(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "failed the request after 2 attempts (SlowDown, HTTP 503): injected") {
 		t.Fatalf("err = %v", err)
 	}
-	requireOurWords(t, err)
+	checks.OurWords(t, err)
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "SlowDown" {
 		t.Fatalf("the SDK's error is not in the chain: %v", err)
 	}
 
-	c = newClient("http://"+closedPort(t), bucket)
+	c = newClient("http://"+replicatest.ClosedPort(t), bucket)
 	c.MaxAttempts = 2
 	_, err = c.Generations(ctx)
 	if err == nil || !strings.Contains(err.Error(), "list generations: cannot reach the S3 endpoint") || !strings.Contains(err.Error(), "after 2 attempts") {
 		t.Fatalf("err = %v", err)
 	}
-	requireOurWords(t, err)
+	checks.OurWords(t, err)
 
 	c = newClient(srv.Endpoint(), bucket)
 	c.AccessKeyID = "nosuchkey"

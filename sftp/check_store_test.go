@@ -11,27 +11,26 @@ import (
 	"time"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/internal/replicatest"
 	"github.com/litestream-go/litestream/internal/sftptest"
 	"github.com/litestream-go/litestream/sftp"
 )
 
-// closedPort returns a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+// checks are the startup check's assertions: one line each, logged.
+var checks = replicatest.StoreCheck{Log: true}
 
 // oneLine fails the test if err is not one line.
 func oneLine(t *testing.T, err error) {
 	t.Helper()
-	if strings.Contains(err.Error(), "\n") {
-		t.Fatalf("error is not one line: %q", err)
-	}
+	checks.OurWords(t, err)
+}
+
+// closing is a client whose check closes its connections after.
+type closing struct{ *sftp.ReplicaClient }
+
+func (c closing) CheckStore(ctx context.Context) error {
+	defer c.Close()
+	return c.ReplicaClient.CheckStore(ctx)
 }
 
 // TestCheckStore: the startup check tells bad credentials, a directory
@@ -40,30 +39,11 @@ func oneLine(t *testing.T, err error) {
 func TestCheckStore(t *testing.T) {
 	srv := sftptest.StartServer(t)
 	check := func(c *sftp.ReplicaClient, bound time.Duration) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), bound)
-		defer cancel()
-		defer c.Close()
-		start := time.Now()
-		err := c.CheckStore(ctx)
-		return time.Since(start), err
+		return replicatest.Check(closing{c}, bound)
 	}
 	permanent := func(t *testing.T, c *sftp.ReplicaClient, want ...string) error {
 		t.Helper()
-		took, err := check(c, 5*time.Second)
-		if err == nil {
-			t.Fatal("check passed")
-		}
-		for _, w := range want {
-			if !strings.Contains(err.Error(), w) {
-				t.Fatalf("error %q lacks %q", err, w)
-			}
-		}
-		if took > 2*time.Second || errors.Is(err, litestream.ErrStoreBusy) {
-			t.Fatalf("a permanent error was retried (%s) or taken for a busy store: %v", took, err)
-		}
-		oneLine(t, err)
-		t.Log(err)
-		return err
+		return checks.Permanent(t, closing{c}, want...)
 	}
 
 	t.Run("ok", func(t *testing.T) {
@@ -134,46 +114,16 @@ func TestCheckStore(t *testing.T) {
 		permanent(t, c, "is a file, not a directory")
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		addr := closedPort(t)
+		addr := replicatest.ClosedPort(t)
 		c := newClient(t, srv)
 		c.Host = addr
-		took, err := check(c, 1500*time.Millisecond)
-		if err == nil || errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "cannot reach the SFTP server "+addr) ||
-			!strings.Contains(err.Error(), "connection refused") {
-			t.Fatalf("err = %v", err)
-		}
-		if took < time.Second {
-			t.Fatalf("gave up after %s, before its bound", took)
-		}
-		oneLine(t, err)
+		checks.Unreachable(t, closing{c}, "cannot reach the SFTP server "+addr)
 	})
 	t.Run("no answer", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go func() { // accepts, and never answers
-			var conns []net.Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				conns = append(conns, c)
-			}
-		}()
+		addr := replicatest.SilentServer(t)
 		c := newClient(t, srv)
-		c.Host = l.Addr().String()
-		took, err := check(c, 1500*time.Millisecond)
-		if err == nil || !strings.Contains(err.Error(), "cannot reach the SFTP server "+l.Addr().String()+" (no answer in 1.5s)") || took > 3*time.Second {
-			t.Fatalf("after %s: %v", took, err)
-		}
+		c.Host = addr
+		checks.NoAnswer(t, closing{c}, "cannot reach the SFTP server "+addr+" (no answer in 1.5s)")
 	})
 	t.Run("closes every handshake", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -207,7 +157,7 @@ func TestErrors(t *testing.T) {
 	srv := sftptest.StartServer(t)
 	ctx := context.Background()
 	c := newClient(t, srv)
-	c.Host, c.MaxAttempts = closedPort(t), 2
+	c.Host, c.MaxAttempts = replicatest.ClosedPort(t), 2
 	_, err := c.Generations(ctx)
 	if err == nil || !strings.Contains(err.Error(), "list "+c.Path+"/generations: cannot reach the SFTP server") || !strings.Contains(err.Error(), "after 2 attempts") {
 		t.Fatalf("err = %v", err)
