@@ -22,6 +22,7 @@ type metricsCollector struct {
 	ckptPutOff, failedSyncs                                   *prometheus.Desc
 	replicaIndex, replicaOffset, replicaWALBytes, replicaLag  *prometheus.Desc
 	validations, opTotal, opBytes, replicaSyncs, replicaFails *prometheus.Desc
+	databases, dbsFailing, dbsUnstarted, lagMax               *prometheus.Desc
 }
 
 func newMetricsCollector(dbs *dbSet, ops *litestream.OpCounter) *metricsCollector {
@@ -55,6 +56,10 @@ func newMetricsCollector(dbs *dbSet, ops *litestream.OpCounter) *metricsCollecto
 		validations:     d("litestream_replica_validation_total", "Replica validations by result.", []string{"db", "name", "status"}),
 		opTotal:         d("litestream_replica_operation_total", "Replica storage requests.", []string{"replica_type", "operation"}),
 		opBytes:         d("litestream_replica_operation_bytes", "Stored bytes moved by replica storage requests.", []string{"replica_type", "operation"}),
+		databases:       d("litestream_databases", "Databases being replicated.", nil),
+		dbsFailing:      d("litestream_databases_sync_failing", "Databases whose last WAL copy failed.", nil),
+		dbsUnstarted:    d("litestream_databases_without_generation", "Databases with no generation yet: not replicating.", nil),
+		lagMax:          d("litestream_replica_lag_max_seconds", "Largest litestream_replica_lag_seconds of every replica of every database.", nil),
 	}
 }
 
@@ -62,7 +67,7 @@ func newMetricsCollector(dbs *dbSet, ops *litestream.OpCounter) *metricsCollecto
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.dbSize, c.walSize, c.shadowIndex, c.shadowSize, c.totalWALBytes, c.syncCount, c.syncErrCount,
 		c.syncSeconds, c.failedSyncs, c.ckptCount, c.ckptErrCount, c.ckptSeconds, c.ckptLockSeconds, c.ckptPutOff, c.replicaIndex, c.replicaOffset, c.replicaWALBytes,
-		c.replicaLag, c.replicaSyncs, c.replicaFails, c.validations, c.opTotal, c.opBytes} {
+		c.replicaLag, c.replicaSyncs, c.replicaFails, c.validations, c.opTotal, c.opBytes, c.databases, c.dbsFailing, c.dbsUnstarted, c.lagMax} {
 		ch <- d
 	}
 }
@@ -76,11 +81,20 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	now := time.Now()
-	for _, db := range c.dbs.list() {
+	dbs := c.dbs.list()
+	var failing, unstarted int
+	var lagMax time.Duration
+	for _, db := range dbs {
 		p := db.Path()
 		gauge(c.dbSize, fileSize(p), p)
 		gauge(c.walSize, fileSize(db.WALPath()), p)
 		st := db.Stats()
+		if st.FailedSyncs > 0 {
+			failing++
+		}
+		if st.Generation == "" {
+			unstarted++
+		}
 		gauge(c.shadowIndex, float64(st.ShadowIndex), p)
 		gauge(c.shadowSize, float64(st.ShadowSize), p)
 		counter(c.totalWALBytes, float64(st.WALBytes), p)
@@ -98,13 +112,19 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.replicaIndex, float64(rs.Pos.Index), p, r.Name)
 			gauge(c.replicaOffset, float64(rs.Pos.Offset), p, r.Name)
 			counter(c.replicaWALBytes, float64(rs.WALBytes), p, r.Name)
-			gauge(c.replicaLag, db.ReplicaLag(rs.Pos, now).Seconds(), p, r.Name)
+			lag := db.ReplicaLag(rs.Pos, now)
+			lagMax = max(lagMax, lag)
+			gauge(c.replicaLag, lag.Seconds(), p, r.Name)
 			counter(c.replicaSyncs, float64(rs.SyncCount), p, r.Name)
 			counter(c.replicaFails, float64(rs.SyncErrCount), p, r.Name)
 			counter(c.validations, float64(rs.ValidationsOK), p, r.Name, "ok")
 			counter(c.validations, float64(rs.ValidationsFailed), p, r.Name, "error")
 		}
 	}
+	gauge(c.databases, float64(len(dbs)))
+	gauge(c.dbsFailing, float64(failing))
+	gauge(c.dbsUnstarted, float64(unstarted))
+	gauge(c.lagMax, lagMax.Seconds())
 	for k, v := range c.ops.Counts() {
 		counter(c.opTotal, float64(v.N), k.ReplicaType, k.Op)
 		counter(c.opBytes, float64(v.Bytes), k.ReplicaType, k.Op)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/litestream-go/litestream"
 )
 
 // TestMetricsDoc keeps docs/metrics.md and the collector in step, labels
@@ -54,5 +57,41 @@ func TestMetricsDoc(t *testing.T) {
 		if !exported[name] {
 			t.Errorf("docs/metrics.md lists %s, which the collector does not export", name)
 		}
+	}
+}
+
+// TestMetricsTotals: the totals count the databases in the set at the
+// scrape, and a database not opened yet counts as without generation.
+func TestMetricsTotals(t *testing.T) {
+	dir := t.TempDir()
+	set := newDBSet(litestream.NewDB(filepath.Join(dir, "a.db")), litestream.NewDB(filepath.Join(dir, "b.db")))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetricsCollector(set, &litestream.OpCounter{}))
+	got := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s", name)
+		return 0
+	}
+	if n := got("litestream_databases"); n != 2 {
+		t.Errorf("litestream_databases = %v, want 2", n)
+	}
+	if n := got("litestream_databases_without_generation"); n != 2 {
+		t.Errorf("litestream_databases_without_generation = %v, want 2", n)
+	}
+	set.add(litestream.NewDB(filepath.Join(dir, "c.db")))
+	if n := got("litestream_databases"); n != 3 {
+		t.Errorf("after an add, litestream_databases = %v, want 3", n)
+	}
+	if n := got("litestream_replica_lag_max_seconds"); n != 0 {
+		t.Errorf("litestream_replica_lag_max_seconds = %v with no replica, want 0", n)
 	}
 }
