@@ -257,28 +257,10 @@ func TestRetries(t *testing.T) {
 	f := &proxyFaults{every500: 3}
 	p := startProxy(t, srv, f)
 	c := newClient(p.URL+"/"+abstest.AccountName, cont)
-	ctx := context.Background()
 	for i := range 15 {
 		f.cut.Store(0)
 		f.cutBodies.Store(1)
-		data := bytes.Repeat([]byte{byte(i)}, 100000+i)
-		pos := litestream.Pos{Generation: "0123456789abcdef", Offset: int64(i)}
-		if _, err := c.WriteSegment(ctx, pos, bytes.NewReader(data)); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		rc, err := c.OpenSegment(ctx, pos)
-		if err != nil {
-			t.Fatalf("open %d: %v", i, err)
-		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("read %d: %d bytes, %v", i, len(got), err)
-		}
-		segs, err := c.Segments(ctx, pos.Generation)
-		if err != nil || len(segs) != i+1 {
-			t.Fatalf("list %d: %d segments, %v", i, len(segs), err)
-		}
+		replicatest.RoundTripSegment(t, c, i)
 	}
 	t.Logf("%d requests, a third of them answered 500, all retried", f.requests.Load())
 }

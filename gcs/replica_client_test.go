@@ -161,26 +161,8 @@ func TestFaults(t *testing.T) {
 	proxy.UseEmulator(t)
 	proxy.SetFaults(gcstest.Faults{Error503: 0.2, Drop: 0.1, CutBody: 0.3})
 	c := newClient(bucket)
-	ctx := context.Background()
 	for i := 0; i < 20; i++ {
-		data := bytes.Repeat([]byte{byte(i)}, 100000+i)
-		pos := litestream.Pos{Generation: "0123456789abcdef", Offset: int64(i)}
-		if _, err := c.WriteSegment(ctx, pos, bytes.NewReader(data)); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		rc, err := c.OpenSegment(ctx, pos)
-		if err != nil {
-			t.Fatalf("open %d: %v", i, err)
-		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("read %d: %d bytes, %v", i, len(got), err)
-		}
-		segs, err := c.Segments(ctx, pos.Generation)
-		if err != nil || len(segs) != i+1 {
-			t.Fatalf("list %d: %d segments, %v", i, len(segs), err)
-		}
+		replicatest.RoundTripSegment(t, c, i)
 	}
 	if proxy.Injected.Load() < 10 {
 		t.Fatalf("only %d faults injected", proxy.Injected.Load())
