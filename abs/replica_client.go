@@ -298,106 +298,55 @@ func (c *ReplicaClient) list(ctx context.Context, dir string) ([]storeclient.Obj
 	return out, nil
 }
 
+// store is the client as a storeclient.ObjectStore, which its methods of
+// litestream.ReplicaClient call.
+func (c *ReplicaClient) store() storeclient.ObjectStore {
+	return storeclient.ObjectStore{Name: c.key, List: c.list, Put: c.upload, Get: c.get, Delete: c.deleteBlobs}
+}
+
 // Snapshots lists a generation's snapshots by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
-	if err := litestream.ValidateGeneration(generation); err != nil {
-		return nil, err
-	}
-	objs, err := c.list(ctx, litestream.SnapshotsDir(generation))
-	if err != nil {
-		return nil, err
-	}
-	return storeclient.Snapshots(generation, objs), nil
+	return c.store().Snapshots(ctx, generation)
 }
 
 // Segments lists a generation's WAL segments by index and offset.
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
-	if err := litestream.ValidateGeneration(generation); err != nil {
-		return nil, err
-	}
-	objs, err := c.list(ctx, litestream.SegmentsDir(generation))
-	if err != nil {
-		return nil, err
-	}
-	return storeclient.Segments(generation, objs), nil
+	return c.store().Segments(ctx, generation)
 }
 
 // WriteSnapshot uploads r as a snapshot.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
-	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
-		return litestream.SnapshotInfo{}, err
-	}
-	n, t, err := c.upload(ctx, c.key(litestream.SnapshotPath(generation, index)), r)
-	if err != nil {
-		return litestream.SnapshotInfo{}, err
-	}
-	return litestream.SnapshotInfo{Generation: generation, Index: index, Size: n, CreatedAt: t}, nil
+	return c.store().WriteSnapshot(ctx, generation, index, r)
 }
 
 // WriteSegment uploads r as a WAL segment.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
-	if err := pos.Validate(); err != nil {
-		return litestream.SegmentInfo{}, err
-	}
-	n, t, err := c.upload(ctx, c.key(litestream.SegmentPath(pos)), r)
-	if err != nil {
-		return litestream.SegmentInfo{}, err
-	}
-	return litestream.SegmentInfo{Generation: pos.Generation, Index: pos.Index, Offset: pos.Offset, Size: n, CreatedAt: t}, nil
+	return c.store().WriteSegment(ctx, pos, r)
 }
 
 // OpenSnapshot opens a stored snapshot.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
-		return nil, err
-	}
-	return c.get(ctx, c.key(litestream.SnapshotPath(generation, index)))
+	return c.store().OpenSnapshot(ctx, generation, index)
 }
 
 // OpenSegment opens a stored WAL segment.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
-	if err := pos.Validate(); err != nil {
-		return nil, err
-	}
-	return c.get(ctx, c.key(litestream.SegmentPath(pos)))
+	return c.store().OpenSegment(ctx, pos)
 }
 
-// DeleteGeneration deletes every blob of a generation.
+// DeleteGeneration deletes every object of a generation.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if err := litestream.ValidateGeneration(generation); err != nil {
-		return err
-	}
-	objs, err := c.list(ctx, litestream.GenerationDir(generation))
-	if err != nil {
-		return err
-	}
-	names := make([]string, len(objs))
-	for i, o := range objs {
-		names[i] = o.Name
-	}
-	return c.deleteBlobs(ctx, names)
+	return c.store().DeleteGeneration(ctx, generation)
 }
 
 // DeleteSnapshot deletes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
-	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
-		return err
-	}
-	return c.deleteBlobs(ctx, []string{c.key(litestream.SnapshotPath(generation, index))})
+	return c.store().DeleteSnapshot(ctx, generation, index)
 }
 
-// DeleteSegments deletes WAL segments, deleteConcurrency at a time.
+// DeleteSegments deletes WAL segments, deleteConcurrency at a time; missing ones are not an error.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
-	for _, p := range positions {
-		if err := p.Validate(); err != nil {
-			return err
-		}
-	}
-	names := make([]string, len(positions))
-	for i, p := range positions {
-		names[i] = c.key(litestream.SegmentPath(p))
-	}
-	return c.deleteBlobs(ctx, names)
+	return c.store().DeleteSegments(ctx, positions)
 }
 
 // deleteBlobs deletes blobs, deleteConcurrency at a time; missing ones are

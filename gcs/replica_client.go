@@ -250,8 +250,8 @@ func (c *ReplicaClient) Generations(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// objects lists every object under a replica-relative directory.
-func (c *ReplicaClient) objects(ctx context.Context, dir string) ([]storeclient.Object, error) {
+// listObjects lists every object under a replica-relative directory.
+func (c *ReplicaClient) listObjects(ctx context.Context, dir string) ([]storeclient.Object, error) {
 	var out []storeclient.Object
 	err := c.list(ctx, dir, "", func(a *storage.ObjectAttrs) {
 		out = append(out, storeclient.Object{Name: a.Name, Size: a.Size, Time: a.Created})
@@ -259,104 +259,55 @@ func (c *ReplicaClient) objects(ctx context.Context, dir string) ([]storeclient.
 	return out, err
 }
 
+// store is the client as a storeclient.ObjectStore, which its methods of
+// litestream.ReplicaClient call.
+func (c *ReplicaClient) store() storeclient.ObjectStore {
+	return storeclient.ObjectStore{Name: c.name, List: c.listObjects, Put: c.upload, Get: c.get, Delete: c.deleteObjects}
+}
+
 // Snapshots lists a generation's snapshots by index.
 func (c *ReplicaClient) Snapshots(ctx context.Context, generation string) ([]litestream.SnapshotInfo, error) {
-	if err := litestream.ValidateGeneration(generation); err != nil {
-		return nil, err
-	}
-	objs, err := c.objects(ctx, litestream.SnapshotsDir(generation))
-	if err != nil {
-		return nil, err
-	}
-	return storeclient.Snapshots(generation, objs), nil
+	return c.store().Snapshots(ctx, generation)
 }
 
 // Segments lists a generation's WAL segments by index and offset.
 func (c *ReplicaClient) Segments(ctx context.Context, generation string) ([]litestream.SegmentInfo, error) {
-	if err := litestream.ValidateGeneration(generation); err != nil {
-		return nil, err
-	}
-	objs, err := c.objects(ctx, litestream.SegmentsDir(generation))
-	if err != nil {
-		return nil, err
-	}
-	return storeclient.Segments(generation, objs), nil
+	return c.store().Segments(ctx, generation)
 }
 
 // WriteSnapshot uploads r as a snapshot.
 func (c *ReplicaClient) WriteSnapshot(ctx context.Context, generation string, index int, r io.Reader) (litestream.SnapshotInfo, error) {
-	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
-		return litestream.SnapshotInfo{}, err
-	}
-	n, created, err := c.upload(ctx, c.name(litestream.SnapshotPath(generation, index)), r)
-	if err != nil {
-		return litestream.SnapshotInfo{}, err
-	}
-	return litestream.SnapshotInfo{Generation: generation, Index: index, Size: n, CreatedAt: created}, nil
+	return c.store().WriteSnapshot(ctx, generation, index, r)
 }
 
 // WriteSegment uploads r as a WAL segment.
 func (c *ReplicaClient) WriteSegment(ctx context.Context, pos litestream.Pos, r io.Reader) (litestream.SegmentInfo, error) {
-	if err := pos.Validate(); err != nil {
-		return litestream.SegmentInfo{}, err
-	}
-	n, created, err := c.upload(ctx, c.name(litestream.SegmentPath(pos)), r)
-	if err != nil {
-		return litestream.SegmentInfo{}, err
-	}
-	return litestream.SegmentInfo{Generation: pos.Generation, Index: pos.Index, Offset: pos.Offset, Size: n, CreatedAt: created}, nil
+	return c.store().WriteSegment(ctx, pos, r)
 }
 
 // OpenSnapshot opens a stored snapshot.
 func (c *ReplicaClient) OpenSnapshot(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
-		return nil, err
-	}
-	return c.get(ctx, c.name(litestream.SnapshotPath(generation, index)))
+	return c.store().OpenSnapshot(ctx, generation, index)
 }
 
 // OpenSegment opens a stored WAL segment.
 func (c *ReplicaClient) OpenSegment(ctx context.Context, pos litestream.Pos) (io.ReadCloser, error) {
-	if err := pos.Validate(); err != nil {
-		return nil, err
-	}
-	return c.get(ctx, c.name(litestream.SegmentPath(pos)))
+	return c.store().OpenSegment(ctx, pos)
 }
 
 // DeleteGeneration deletes every object of a generation.
 func (c *ReplicaClient) DeleteGeneration(ctx context.Context, generation string) error {
-	if err := litestream.ValidateGeneration(generation); err != nil {
-		return err
-	}
-	var names []string
-	if err := c.list(ctx, litestream.GenerationDir(generation), "", func(a *storage.ObjectAttrs) {
-		names = append(names, a.Name)
-	}); err != nil {
-		return err
-	}
-	return c.deleteObjects(ctx, names)
+	return c.store().DeleteGeneration(ctx, generation)
 }
 
 // DeleteSnapshot deletes a snapshot; a missing one is not an error.
 func (c *ReplicaClient) DeleteSnapshot(ctx context.Context, generation string, index int) error {
-	if err := (litestream.Pos{Generation: generation, Index: index}).Validate(); err != nil {
-		return err
-	}
-	return c.deleteObjects(ctx, []string{c.name(litestream.SnapshotPath(generation, index))})
+	return c.store().DeleteSnapshot(ctx, generation, index)
 }
 
-// DeleteSegments deletes WAL segments; missing ones are not an error.
+// DeleteSegments deletes WAL segments, deleteWorkers at a time; missing ones are not an error.
 func (c *ReplicaClient) DeleteSegments(ctx context.Context, positions []litestream.Pos) error {
-	for _, p := range positions {
-		if err := p.Validate(); err != nil {
-			return err
-		}
-	}
-	names := make([]string, len(positions))
-	for i, p := range positions {
-		names[i] = c.name(litestream.SegmentPath(p))
-	}
-	return c.deleteObjects(ctx, names)
+	return c.store().DeleteSegments(ctx, positions)
 }
 
 // deleteObjects deletes objects, deleteWorkers at a time, and returns the
