@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/litestream-go/litestream"
 	"github.com/litestream-go/litestream/abs"
 )
 
@@ -21,9 +22,8 @@ func twoReplicaConfig(a, b string) string {
 	return "dbs:\n  - path: /a.db\n    replicas:\n      - " + a + "\n  - path: /b.db\n    replicas:\n      - " + b + "\n"
 }
 
-// replicaClientOf loads a one-replica config and returns its client, of
-// type C.
-func replicaClientOf[C any](t *testing.T, replica string) C {
+// replicaOf loads a one-replica config and returns its replica.
+func replicaOf(t *testing.T, replica string) *litestream.Replica {
 	t.Helper()
 	cfg, err := ParseConfig(oneReplicaConfig(replica), false)
 	if err != nil {
@@ -33,6 +33,14 @@ func replicaClientOf[C any](t *testing.T, replica string) C {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// replicaClientOf loads a one-replica config and returns its client, of
+// type C.
+func replicaClientOf[C any](t *testing.T, replica string) C {
+	t.Helper()
+	r := replicaOf(t, replica)
 	c, ok := r.Client.(C)
 	if !ok {
 		t.Fatalf("client is a %T", r.Client)
@@ -44,16 +52,8 @@ func replicaClientOf[C any](t *testing.T, replica string) C {
 // line of its replica.
 func replicaLogLine(t *testing.T, replica string) string {
 	t.Helper()
-	cfg, err := ParseConfig(oneReplicaConfig(replica), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := newReplicaFromConfig(cfg.DBs[0].Replicas[0], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var buf strings.Builder
-	slog.New(slog.NewTextHandler(&buf, nil)).Info("replicating", replicaLogAttrs(r)...)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("replicating", replicaLogAttrs(replicaOf(t, replica))...)
 	return buf.String()
 }
 
