@@ -1,8 +1,9 @@
-// Package storeclient holds what the replica clients of the remote stores
-// (s3, gcs, abs, sftp) share: the classes of a failed request and their
-// one-line descriptions, the resumed download, the parallel deletes and
-// the listing of snapshots and segments. Each backend keeps what is
-// specific to its SDK: which of its errors means what, and its wording.
+// Package storeclient holds what the backends' replica clients share: the
+// classes of a failed request and their one-line descriptions, the
+// resumed download, the parallel deletes, the listing of snapshots and
+// segments, the ReplicaClient methods of an object store (ObjectStore),
+// and temporary file names. Each backend keeps what is specific to its
+// SDK: which of its errors means what, its requests and its wording.
 //
 // Invariants of a description (every backend keeps them):
 //  1. It is one line that says what is wrong and what to do; the SDK's
