@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -21,14 +22,33 @@ import (
 //     one is open at every moment (see advanceRead);
 //   - write takes the write lock and makes the engine's own writes;
 //   - ckpt runs checkpoints and is never inside a transaction.
+//
+// Invariants of the connections (each costs descriptors and a page cache,
+// so an idle database keeps only read):
+//  1. read is open from openDBConns to close. The others are opened for an
+//     operation and closed after it: spare by advanceRead (the old read
+//     connection closes once the new one holds its snapshot), ckpt around
+//     one checkpoint, write from lockWrite to unlockWrite, or around one
+//     bumpSeq outside the write lock. Closing one of them is safe while
+//     read stays open: SQLite keeps the closed connection's descriptor of
+//     the database while the process holds locks on it, and, with
+//     NO_CKPT_ON_CLOSE, a close never checkpoints.
+//  2. A connection opened later opens the files the first ones opened, or
+//     is closed unused with an error: a database file, -wal or -shm
+//     replaced at the path would give it another database or another WAL
+//     (checkReplaced then starts over).
+//  3. The pool keeps no idle connection (SetMaxIdleConns(0)), so a closed
+//     connection is closed in SQLite, not kept behind the engine's back.
 type dbConns struct {
 	db        *sql.DB
+	path      string
+	ids       [3]os.FileInfo // the database file, -wal and -shm the first connections opened
 	read      *sql.Conn
-	spare     *sql.Conn
-	write     *sql.Conn
-	ckpt      *sql.Conn
-	readHeld  bool // our read transaction is open: it holds a WAL read mark (SQLite SHARED on the database, a read-mark lock in the -shm)
-	writeHeld bool // our write-lock transaction is open: it holds SQLite WAL_WRITE_LOCK (BEGIN IMMEDIATE)
+	spare     *sql.Conn // nil but inside advanceRead
+	write     *sql.Conn // nil but inside an operation that writes (see invariant 1)
+	ckpt      *sql.Conn // nil but inside checkpointPassive
+	readHeld  bool      // our read transaction is open: it holds a WAL read mark (SQLite SHARED on the database, a read-mark lock in the -shm)
+	writeHeld bool      // our write-lock transaction is open: it holds SQLite WAL_WRITE_LOCK (BEGIN IMMEDIATE)
 }
 
 // engineConnector opens the engine's connections: every one, the pool's
@@ -65,21 +85,23 @@ func configureEngineConn(conn driver.Conn) error {
 }
 
 // openDBConns opens the engine's connections, switches the database to WAL
-// mode if needed and creates the engine's two tables.
+// mode if needed and creates the engine's two tables. It returns with only
+// the read connection open (invariant 1).
 func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)) (*dbConns, error) {
 	base, err := sqlite.NewConnector(sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	sdb := sql.OpenDB(engineConnector{base})
-	c := &dbConns{db: sdb}
+	sdb.SetMaxIdleConns(0)
+	c := &dbConns{db: sdb, path: path}
 	ok := false
 	defer func() {
 		if !ok {
 			c.close()
 		}
 	}()
-	for _, p := range []**sql.Conn{&c.read, &c.spare, &c.write, &c.ckpt} {
+	for _, p := range []**sql.Conn{&c.read, &c.write} {
 		conn, err := sdb.Conn(ctx)
 		if err != nil {
 			return nil, describeOpenError(err)
@@ -102,17 +124,8 @@ func openDBConns(ctx context.Context, path string, onWALSwitch func(from string)
 			onWALSwitch(from)
 		}
 	}
-	// From here on the write connection polls for the lock itself
-	// (retryBusy) rather than sleeping in SQLite's busy handler.
-	if _, err := c.write.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
-		return nil, fmt.Errorf("set busy timeout: %w", err)
-	}
-	// Our commits are only the _litestream_seq row that restarts the WAL,
-	// whose durability nothing needs: NORMAL drops their fsync (SQLite
-	// still syncs a restarted WAL's header, and keeps the database
-	// consistent), time the application would wait around a checkpoint.
-	if _, err := c.write.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		return nil, fmt.Errorf("set synchronous: %w", err)
+	if err := configureWriteConn(ctx, c.write); err != nil {
+		return nil, err
 	}
 	if err := retryBusy(ctx, func() error {
 		_, err := c.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
@@ -121,8 +134,98 @@ CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`)
 	}); err != nil {
 		return nil, fmt.Errorf("create litestream tables: %w", err)
 	}
+	// With the WAL mode set, SQLite has created the -wal and -shm.
+	ids, err := statDBFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	c.ids = ids
+	if err := c.closeConn(&c.write); err != nil {
+		return nil, err
+	}
 	ok = true
 	return c, nil
+}
+
+// configureWriteConn sets what the write connection needs on each open.
+// synchronous comes first: it reads the schema, which must wait out a busy
+// wal-index (the pool's busy timeout) rather than fail at once.
+func configureWriteConn(ctx context.Context, conn *sql.Conn) error {
+	// Our commits are only the _litestream_seq row that restarts the WAL,
+	// whose durability nothing needs: NORMAL drops their fsync (SQLite
+	// still syncs a restarted WAL's header, and keeps the database
+	// consistent), time the application would wait around a checkpoint.
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return fmt.Errorf("set synchronous: %w", err)
+	}
+	// The write connection polls for the lock itself (retryBusy) rather
+	// than sleeping in SQLite's busy handler.
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return fmt.Errorf("set busy timeout: %w", err)
+	}
+	return nil
+}
+
+// statDBFiles returns the identities of the database file, -wal and -shm
+// at path.
+func statDBFiles(path string) ([3]os.FileInfo, error) {
+	var ids [3]os.FileInfo
+	for i, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return ids, fmt.Errorf("stat %s: %w", p, err)
+		}
+		ids[i] = fi
+	}
+	return ids, nil
+}
+
+// errFilesReplaced means a connection opened after the first ones found
+// another database file, -wal or -shm at the path (invariant 2).
+var errFilesReplaced = errors.New("the database's files were replaced since the engine opened them")
+
+// openConn opens the connection *p for one operation, when it is not open
+// yet. The files at the path are checked after the open: a connection
+// that may have opened other files than read's is closed unused
+// (invariant 2).
+func (c *dbConns) openConn(ctx context.Context, p **sql.Conn) error {
+	if *p != nil {
+		return nil
+	}
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("open connection: %w", err)
+	}
+	ids, err := statDBFiles(c.path)
+	if err == nil {
+		for i := range ids {
+			if !os.SameFile(ids[i], c.ids[i]) {
+				err = errFilesReplaced
+			}
+		}
+	}
+	if err == nil && p == &c.write {
+		err = configureWriteConn(ctx, conn)
+	}
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("open connection: %w", err)
+	}
+	*p = conn
+	return nil
+}
+
+// closeConn closes the connection *p, if open, and forgets it.
+func (c *dbConns) closeConn(p **sql.Conn) error {
+	if *p == nil {
+		return nil
+	}
+	err := (*p).Close()
+	*p = nil
+	if err != nil {
+		return fmt.Errorf("close connection: %w", err)
+	}
+	return nil
 }
 
 // describeOpenError turns SQLite's first error on a file into advice.
@@ -140,7 +243,7 @@ func describeOpenError(err error) error {
 // pageSize returns the database page size.
 func (c *dbConns) pageSize(ctx context.Context) (int, error) {
 	var n int
-	if err := c.write.QueryRowContext(ctx, "PRAGMA page_size").Scan(&n); err != nil {
+	if err := c.read.QueryRowContext(ctx, "PRAGMA page_size").Scan(&n); err != nil {
 		return 0, fmt.Errorf("read page size: %w", err)
 	}
 	return n, nil
@@ -196,14 +299,19 @@ func (c *dbConns) advanceRead(ctx context.Context) error {
 	if !c.readHeld {
 		return c.acquireRead(ctx)
 	}
-	if err := beginRead(ctx, c.spare); err != nil {
+	if err := c.openConn(ctx, &c.spare); err != nil {
 		return err
+	}
+	if err := beginRead(ctx, c.spare); err != nil {
+		return errors.Join(err, c.closeConn(&c.spare))
 	}
 	c.read, c.spare = c.spare, c.read
 	if _, err := c.spare.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		// The old read transaction stays open on spare, which close
+		// rolls back: keep the connection until then.
 		return fmt.Errorf("end old read transaction: %w", err)
 	}
-	return nil
+	return c.closeConn(&c.spare)
 }
 
 // releaseRead ends the read transaction. It ignores ctx: a cancelled
@@ -236,6 +344,16 @@ func (c *dbConns) tryLockWrite(ctx context.Context, limit time.Duration) (bool, 
 }
 
 func (c *dbConns) lockWriteFor(ctx context.Context, limit time.Duration) error {
+	if err := c.openConn(ctx, &c.write); err != nil {
+		return fmt.Errorf("take write lock: %w", err)
+	}
+	if err := c.lockWriteOpen(ctx, limit); err != nil {
+		return errors.Join(err, c.closeConn(&c.write))
+	}
+	return nil
+}
+
+func (c *dbConns) lockWriteOpen(ctx context.Context, limit time.Duration) error {
 	if err := retryBusyFor(ctx, limit, func() error {
 		_, err := c.write.ExecContext(ctx, "BEGIN IMMEDIATE")
 		return err
@@ -261,14 +379,20 @@ func (c *dbConns) unlockWrite(_ context.Context) error {
 		return fmt.Errorf("release write lock: %w", err)
 	}
 	c.writeHeld = false
-	return nil
+	return c.closeConn(&c.write)
 }
 
 // bumpSeq commits a one-row write to _litestream_seq, which puts a frame
 // (and, on an empty or fully checkpointed WAL, a new header) in the WAL.
 // shrinkWAL asks SQLite to truncate an oversized WAL file when this write
 // restarts it.
-func (c *dbConns) bumpSeq(ctx context.Context, shrinkWAL bool) error {
+func (c *dbConns) bumpSeq(ctx context.Context, shrinkWAL bool) (err error) {
+	if !c.writeHeld {
+		if err := c.openConn(ctx, &c.write); err != nil {
+			return fmt.Errorf("write _litestream_seq: %w", err)
+		}
+		defer func() { err = errors.Join(err, c.closeConn(&c.write)) }()
+	}
 	if shrinkWAL {
 		if _, err := c.write.ExecContext(ctx, "PRAGMA journal_size_limit = 0"); err != nil {
 			return fmt.Errorf("set journal size limit: %w", err)
@@ -287,6 +411,10 @@ ON CONFLICT (id) DO UPDATE SET seq = seq + 1`)
 
 // checkpointPassive runs a PASSIVE checkpoint and returns SQLite's answer.
 func (c *dbConns) checkpointPassive(ctx context.Context) (ckptResult, error) {
+	if err := c.openConn(ctx, &c.ckpt); err != nil {
+		return ckptResult{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer c.closeConn(&c.ckpt) //nolint:errcheck // a close error says nothing of the checkpoint
 	var busy, logFrames, done int
 	if err := c.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil {
 		return ckptResult{}, fmt.Errorf("checkpoint: %w", err)

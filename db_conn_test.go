@@ -73,6 +73,14 @@ func TestDBConns_CancelledBeginLeavesNoTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
+	appConn, err := app.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer appConn.Close()
+	if _, err := appConn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		t.Fatal(err)
+	}
 	failed := 0
 	for i := 0; i < 3000 && failed < 200; i++ {
 		cctx, cancel := context.WithCancel(ctx)
@@ -91,11 +99,15 @@ func TestDBConns_CancelledBeginLeavesNoTransaction(t *testing.T) {
 			continue
 		}
 		failed++
-		// Outside a transaction, BEGIN succeeds; inside one it fails.
-		if _, err := c.write.ExecContext(ctx, "BEGIN"); err != nil {
-			t.Fatalf("attempt %d: a cancelled BEGIN IMMEDIATE left a transaction open: %v", i, err)
+		if c.write != nil || c.writeHeld {
+			t.Fatalf("attempt %d: a failed lockWrite left the write connection open", i)
 		}
-		if _, err := c.write.ExecContext(ctx, "ROLLBACK"); err != nil {
+		// The application takes the write lock at once: nothing of ours
+		// holds it.
+		if _, err := appConn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Fatalf("attempt %d: a cancelled BEGIN IMMEDIATE left the write lock held: %v", i, err)
+		}
+		if _, err := appConn.ExecContext(ctx, "ROLLBACK"); err != nil {
 			t.Fatal(err)
 		}
 	}
