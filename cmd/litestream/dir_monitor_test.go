@@ -124,7 +124,7 @@ func createDB(t *testing.T, p string) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", "file:"+p)
+	db, err := sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +166,10 @@ func TestDirMonitor_Watch(t *testing.T) {
 	createDB(t, filepath.Join(dir, "x", "y", "c.db"))
 	f.replicated(filepath.Join(dir, "b.db"))
 	f.replicated(filepath.Join(dir, "x", "y", "c.db"))
-	if _, err := os.Stat(filepath.Join(rep, "x", "y", "c.db", "generations")); err != nil {
-		t.Fatalf("c.db's replica is not under its relative path: %v", err)
-	}
+	f.waitFor("c.db's replica under its relative path", func() bool {
+		_, err := os.Stat(filepath.Join(rep, "x", "y", "c.db", "generations"))
+		return err == nil
+	})
 
 	// An empty file waits, quietly, until it holds a database.
 	empty := filepath.Join(dir, "later.db")

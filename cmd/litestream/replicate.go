@@ -133,6 +133,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		bg.Add(1)
 		go func() { defer bg.Done(); hb.run(bgCtx) }()
 	}
+	logger.Info("replication started", "databases", set.len(), "directory_entries", len(monitors))
 	stopAll := func() error {
 		stopBackground()
 		bg.Wait()
