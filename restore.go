@@ -3,7 +3,6 @@ package litestream
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/litestream-go/litestream/internal/walformat"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -139,19 +137,16 @@ func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt Rest
 	logger.Info("restoring", "plan", plan.String(), "dir", dir)
 	dl := newDownloader(plan, opt)
 	dbPath := filepath.Join(dir, "db")
-	groups := planGroups(plan, dir)
-	var idx *segmentIndex
-	err := dl.all(ctx, dbPath, groups, func() (err error) {
-		if idx, err = indexSegments(plan, groups, opt.until, logger); err != nil {
-			return err
-		}
-		return idx.applyBehind(dbPath, dl.prog)
-	})
-	if err != nil {
+	x := newSegmentIndex(plan, planGroups(plan), opt.until, logger)
+	if localRoot(plan.Replica) == "" { // read twice: kept rather than fetched again
+		x.spool = newSegmentSpool(dir, len(plan.Segments))
+		defer x.spool.close()
+	}
+	if err := dl.all(ctx, dbPath, x); err != nil {
 		return "", err
 	}
 	downloaded := time.Since(start)
-	pages, err := idx.apply(dbPath, plan)
+	pages, err := x.apply(ctx, dl, dbPath)
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +164,7 @@ func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt Rest
 		return "", fmt.Errorf("restored database fails SQLite's check, %w (%s): %w", ErrReplicaDamaged, plan, checkErr)
 	}
 	logger.Info("restore complete", "replica", plan.Replica.Name, "pages_written", pages,
-		"download", downloaded.Round(time.Millisecond), "snapshot", dl.snapshotTime.Round(time.Millisecond), "segments", dl.segmentsTime.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
+		"download", downloaded.Round(time.Millisecond), "snapshot", dl.snapshotTime.Round(time.Millisecond), "segments", dl.segmentsTime.Round(time.Millisecond), "ahead", dl.aheadTime.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
 		"check", (time.Since(start) - applied).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return dbPath, nil
 }
@@ -352,7 +347,7 @@ type downloader struct {
 	prog     *snapshotProgress // the snapshot's decode
 	untilPos *Pos              // opt.until: a point-in-time restore's position
 
-	snapshotTime, segmentsTime time.Duration // from the start of all: the snapshot decoded; the segments decoded and indexed
+	snapshotTime, segmentsTime, aheadTime time.Duration // from the start of all: the snapshot decoded; the segments read and indexed; their pages written ahead
 }
 
 func newDownloader(plan *RestorePlan, opt RestoreOptions) *downloader {
@@ -375,33 +370,30 @@ func (d *downloader) report(n int64) {
 	}
 }
 
-// all downloads the snapshot into dbPath while the segments download into
-// their groups' files and, once they are all there, onSegments reads them
-// (it indexes their pages, which needs no snapshot). The snapshot is one
-// LZ4 stream, decoded on one core; one after the other, the segments
-// waited for it. In three interleaved pairs of bench restores (1 GB
-// snapshot, 520 MB of segments), the download phase went from 0.85 to
-// 1.09 s to 0.73 to 0.78 s from a file replica, and from 1.22 to 1.36 s to
-// 1.00 to 1.25 s from S3.
-func (d *downloader) all(ctx context.Context, dbPath string, groups []*walGroup, onSegments func() error) error {
+// all downloads the snapshot into dbPath while x reads the segments and,
+// once they are all read, writes their winning pages ahead of the
+// snapshot's decode (writeAhead). The snapshot is one LZ4 stream, decoded
+// on one core; the segments do not wait for it.
+func (d *downloader) all(ctx context.Context, dbPath string, x *segmentIndex) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	snapErr := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		err := d.snapshot(ctx, dbPath)
+		n, err := d.snapshot(ctx, dbPath)
 		if err != nil {
 			cancel()
 		}
-		d.prog.end(err)
+		d.prog.end(n, err)
 		d.snapshotTime = time.Since(start)
 		snapErr <- err
 	}()
-	err := d.segments(ctx, groups)
-	if err == nil {
-		err = onSegments()
-	}
+	err := x.read(ctx, d)
 	d.segmentsTime = time.Since(start)
+	if err == nil {
+		err = x.writeAhead(ctx, d, dbPath)
+	}
+	d.aheadTime = time.Since(start)
 	if err != nil {
 		cancel()
 	}
@@ -414,12 +406,14 @@ func (d *downloader) all(ctx context.Context, dbPath string, groups []*walGroup,
 	return err
 }
 
-// snapshot downloads and decodes the snapshot into path. A snapshot that
-// decodes to nothing is refused: it is no database.
-func (d *downloader) snapshot(ctx context.Context, path string) error {
+// snapshot downloads and decodes the snapshot into path and returns its
+// decoded length. A snapshot that decodes to nothing is refused: it is no
+// database.
+func (d *downloader) snapshot(ctx context.Context, path string) (int64, error) {
 	s := d.plan.Snapshot
 	name := d.plan.Generation + "/snapshots/" + d.plan.snapshotName()
-	return withRetry(ctx, name, func() error {
+	var n int64
+	err := withRetry(ctx, name, func() error {
 		rc, err := d.plan.openSnapshot(ctx)
 		if err != nil {
 			return err
@@ -427,12 +421,12 @@ func (d *downloader) snapshot(ctx context.Context, path string) error {
 		defer rc.Close()
 		d.prog.restart()
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		d.prog.idle()
 		if err != nil {
 			return localError{fmt.Errorf("create %s: %w", path, err)}
 		}
 		defer f.Close()
-		n, err := d.decodeBounded(rc, name, progressWriter{f, d.prog}, 0, -1)
-		if err != nil {
+		if n, err = d.decodeBounded(rc, name, progressWriter{f, d.prog}, 0, -1); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -444,181 +438,97 @@ func (d *downloader) snapshot(ctx context.Context, path string) error {
 		d.report(s.Size)
 		return nil
 	})
+	return n, err
 }
 
-// segments downloads every segment, decoded, into its group's file at
-// its offset, in parallel, and sets each group's size. A segment followed
-// by another of its index must decode to exactly the bytes between their
-// offsets; it is stopped as soon as it decodes to more.
-func (d *downloader) segments(ctx context.Context, groups []*walGroup) error {
-	type job struct {
-		g *walGroup
-		i int // in g.segs
-	}
-	var jobs []job
-	for _, g := range groups {
-		for i := range g.segs {
-			jobs = append(jobs, job{g, i})
-		}
-	}
-	lastLen := make([]int64, len(groups)) // decoded length of each group's last segment
-	gidx := make(map[*walGroup]int, len(groups))
-	headed := make([]chan struct{}, len(groups)) // closed once the group's first segment (its WAL header) is decoded
-	for i, g := range groups {
-		gidx[g] = i
-		headed[i] = make(chan struct{})
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	feed := make(chan job)
-	errc := make(chan error, len(jobs))
-	var wg sync.WaitGroup
-	for w := 0; w < min(d.parallel, max(len(jobs), 1)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range feed {
-				s := j.g.segs[j.i]
-				bound := int64(-1)
-				if j.i+1 < len(j.g.segs) {
-					bound = j.g.segs[j.i+1].Offset - s.Offset
-				}
-				name := d.plan.Generation + "/wal/" + d.plan.segmentName(s)
-				gi := gidx[j.g]
-				var hdr *walformat.Header
-				if bound < 0 && j.i > 0 { // the last of its index: checked against its header
-					select {
-					case <-headed[gi]:
-					case <-ctx.Done():
-						continue
-					}
-					var err error
-					if hdr, err = readGroupHeader(j.g.path); err != nil {
-						errc <- fmt.Errorf("%s: %w", d.plan.Generation+"/wal/"+d.plan.segmentName(j.g.segs[0]), err)
-						cancel()
-						continue
-					}
-				}
-				var n int64
-				err := withRetry(ctx, name, func() error {
-					rc, err := d.plan.openSegment(ctx, s)
-					if err != nil {
-						return err
-					}
-					defer rc.Close()
-					f, err := os.OpenFile(j.g.path, os.O_WRONLY|os.O_CREATE, 0o600)
-					if err != nil {
-						return localError{fmt.Errorf("create %s: %w", j.g.path, err)}
-					}
-					defer f.Close()
-					var w io.WriterAt = f
-					if bound < 0 {
-						w = &frameChecker{w: f, hdr: hdr, until: d.until(j.g.index)}
-					}
-					if n, err = d.decodeBounded(rc, name, w, s.Offset, bound); err != nil {
-						return err
-					}
-					if bound >= 0 && n < bound {
-						next := j.g.segs[j.i+1]
-						return errNoRetry{damaged(fmt.Errorf("decodes to %d bytes, but the next segment, %s, starts %d bytes after it: a segment is missing or damaged",
-							n, SegmentName(next.Index, next.Offset), bound))}
-					}
-					if err := f.Close(); err != nil {
-						return localError{fmt.Errorf("write %s: %w", j.g.path, err)}
-					}
-					return nil
-				})
-				if err != nil {
-					errc <- err
-					cancel()
-					continue
-				}
-				if j.i == len(j.g.segs)-1 {
-					lastLen[gi] = n // one writer per group
-				}
-				if j.i == 0 {
-					close(headed[gi])
-				}
-				d.report(s.Size)
-			}
-		}()
-	}
-send:
-	for _, j := range jobs {
-		select {
-		case feed <- j:
-		case <-ctx.Done():
-			break send
-		}
-	}
-	close(feed)
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for i, g := range groups {
-		g.size = g.segs[len(g.segs)-1].Offset + lastLen[i]
-	}
-	return nil
+// boundedReader reads the decoded bytes of the replica's file name. With
+// limit >= 0 it fails, without retry, as soon as the file decodes to more
+// than limit bytes; a declared content size (an LZ4 frame may carry one)
+// bounds it the same way, and one that differs from limit fails at once.
+// It refuses more decoded bytes than LZ4 can make of those stored.
+type boundedReader struct {
+	dec      io.Reader
+	stored   *countingReader
+	limit    int64
+	n        int64 // decoded bytes read
+	declared bool
+	eof      bool
 }
 
-// decodeBounded decodes the stored bytes of the replica's file name from r
-// into w at offset off and returns the decoded length. With limit >= 0 it
-// stops, without retry, as soon as the file decodes to more than limit
-// bytes; a declared content size (an LZ4 frame may carry one) bounds it
-// the same way, and one that differs from limit fails at once.
-func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off, limit int64) (int64, error) {
+// newBoundedReader returns a boundedReader of the stored bytes in r.
+func (d *downloader) newBoundedReader(r io.Reader, name string, limit int64) (*boundedReader, error) {
 	stored := &countingReader{r: r}
 	dec, err := d.plan.Replica.Codec.NewDecoder(stored)
 	if err != nil {
 		if ke := keysError(d.plan.Replica.Name, name, err); ke != nil {
-			return 0, ke
+			return nil, ke
 		}
-		return 0, errCorrupt{err}
+		return nil, errCorrupt{err}
+	}
+	return &boundedReader{dec: dec, stored: stored, limit: limit}, nil
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	m, rerr := b.dec.Read(p)
+	if m > 0 && !b.declared {
+		b.declared = true
+		if size := declaredSize(b.dec); size > 0 {
+			if b.limit >= 0 && size != b.limit {
+				return 0, errNoRetry{fmt.Errorf("declares %d bytes of content, but the next segment starts %d bytes after it: %w", size, b.limit, ErrReplicaDamaged)}
+			}
+			b.limit = size
+		}
+	}
+	if b.limit >= 0 && b.n+int64(m) > b.limit {
+		return 0, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: %w; stopped there", b.limit, ErrReplicaDamaged)}
+	}
+	if m > 0 {
+		if err := checkDecodeRatio(b.n+int64(m), b.stored.n); err != nil {
+			return 0, err
+		}
+		b.n += int64(m)
+	}
+	if rerr == io.EOF {
+		b.eof = true
+		return m, io.EOF
+	} else if rerr != nil {
+		if errors.Is(rerr, lz4.ErrInvalidContentSize) {
+			return m, errNoRetry{errCorrupt{rerr}}
+		}
+		return m, errCorrupt{rerr}
+	}
+	return m, nil
+}
+
+// decodeBounded decodes the stored bytes of the replica's file name from r
+// into w at offset off, bounded as boundedReader is, and returns the
+// decoded length.
+func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off, limit int64) (int64, error) {
+	br, err := d.newBoundedReader(r, name, limit)
+	if err != nil {
+		return 0, err
 	}
 	bp := decodeBuffers.Get().(*[]byte)
 	defer decodeBuffers.Put(bp)
 	buf := *bp
-	var n int64
-	declared := false
 	for {
-		m, rerr := dec.Read(buf)
-		if m > 0 && !declared {
-			declared = true
-			if size := declaredSize(dec); size > 0 {
-				if limit >= 0 && size != limit {
-					return n, errNoRetry{fmt.Errorf("declares %d bytes of content, but the next segment starts %d bytes after it: %w", size, limit, ErrReplicaDamaged)}
-				}
-				limit = size
-			}
-		}
-		if limit >= 0 && n+int64(m) > limit {
-			return n, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: %w; stopped there", limit, ErrReplicaDamaged)}
-		}
+		m, rerr := br.Read(buf)
 		if m > 0 {
-			if err := checkDecodeRatio(n+int64(m), stored.n); err != nil {
-				return n, err
-			}
-			if _, err := w.WriteAt(buf[:m], off+n); err != nil {
+			if _, err := w.WriteAt(buf[:m], off+br.n-int64(m)); err != nil {
 				var nr errNoRetry
 				if errors.As(err, &nr) {
-					return n, err
+					return br.n - int64(m), err
 				}
-				return n, localError{fmt.Errorf("write decoded %s: %w", name, err)}
+				return br.n - int64(m), localError{fmt.Errorf("write decoded %s: %w", name, err)}
 			}
-			n += int64(m)
 		}
 		if rerr == io.EOF {
-			return n, nil
+			return br.n, nil
 		} else if rerr != nil {
-			if errors.Is(rerr, lz4.ErrInvalidContentSize) {
-				return n, errNoRetry{errCorrupt{rerr}}
-			}
-			return n, errCorrupt{rerr}
+			return br.n - int64(m), rerr
 		}
 	}
 }
@@ -651,82 +561,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// frameChecker bounds the decode of the last segment of an index, which
-// no successor's offset bounds: it checks each frame header's salts
-// against the index's WAL header (hdr, or the segment's own first 32
-// bytes when it starts the index) before writing, and stops the decode at
-// the first frame of another WAL, one that indexSegments would refuse.
-// Past until (a point-in-time restore's offset) nothing is checked, as
-// nothing there is read.
-type frameChecker struct {
-	w     io.WriterAt
-	hdr   *walformat.Header
-	until int64 // -1: no limit
-	head  []byte
-	fh    [walformat.FrameHeaderSize]byte
-}
-
-func (c *frameChecker) WriteAt(b []byte, off int64) (int, error) {
-	for i := 0; i < len(b); {
-		p := off + int64(i)
-		if c.until >= 0 && p >= c.until {
-			break
-		}
-		if p < walformat.HeaderSize {
-			take := min(walformat.HeaderSize-int(p), len(b)-i)
-			c.head = append(c.head, b[i:i+take]...)
-			i += take
-			if len(c.head) == walformat.HeaderSize {
-				h, err := walformat.ParseHeader(c.head)
-				if err != nil {
-					return 0, errNoRetry{fmt.Errorf("not a WAL (%v): %w; stopped there", err, ErrReplicaDamaged)}
-				}
-				c.hdr = &h
-			}
-			continue
-		}
-		if c.hdr == nil {
-			break // a header cut short: indexSegments reports it
-		}
-		fs := c.hdr.FrameSize()
-		in := (p - walformat.HeaderSize) % fs
-		if in >= walformat.FrameHeaderSize {
-			i += int(min(fs-in, int64(len(b)-i)))
-			continue
-		}
-		take := min(walformat.FrameHeaderSize-int(in), len(b)-i)
-		copy(c.fh[in:], b[i:i+take])
-		i += take
-		if int(in)+take == walformat.FrameHeaderSize {
-			salt1, salt2 := binary.BigEndian.Uint32(c.fh[8:]), binary.BigEndian.Uint32(c.fh[12:])
-			if salt1 != c.hdr.Salt1 || salt2 != c.hdr.Salt2 {
-				return 0, errNoRetry{fmt.Errorf("frame at offset %s: salt differs from its index's WAL header, no frame of this index: %w; stopped there",
-					FormatOffset(p+int64(take)-walformat.FrameHeaderSize), ErrReplicaDamaged)}
-			}
-		}
-	}
-	return c.w.WriteAt(b, off)
-}
-
-// readGroupHeader reads the WAL header at the start of a group's decoded
-// file.
-func readGroupHeader(path string) (*walformat.Header, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, localError{err}
-	}
-	defer f.Close()
-	buf := make([]byte, walformat.HeaderSize)
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		return nil, fmt.Errorf("shorter than a WAL header: %w", ErrReplicaDamaged)
-	}
-	h, err := walformat.ParseHeader(buf)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", err, ErrReplicaDamaged)
-	}
-	return &h, nil
 }
 
 // until is the offset a point-in-time restore stops at in index, or -1.
