@@ -307,6 +307,16 @@ func (m *dirMonitor) watch(ctx context.Context) bool {
 	defer w.Close()
 	clear(m.watched)
 	m.scanTree(w, m.entry.Dir)
+	if !m.watched[m.entry.Dir] {
+		if _, err := os.Stat(m.entry.Dir); err != nil {
+			return true // gone meanwhile: wait for it again
+		}
+		m.logger.Error("cannot watch the directory; scanning it once instead", "dir", m.entry.Dir, "line", m.entry.Line)
+		m.scanOnce()
+		m.followPending(ctx)
+		<-ctx.Done()
+		return false
+	}
 	m.warnIfEmpty()
 	t := time.NewTicker(pendingRecheck)
 	defer t.Stop()
