@@ -185,7 +185,7 @@ func TestSplitCommandLine(t *testing.T) {
 	}
 }
 
-var exampleLine = regexp.MustCompile(`^# (- )?[a-z][a-z-]*:( |$)`)
+var exampleLine = regexp.MustCompile(`^# *(- )?[a-z][a-z-]*:( |$)`)
 
 // TestSampleConfig: the commented sample config shipped in the package
 // parses, and so does its example once uncommented.
