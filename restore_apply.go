@@ -320,7 +320,9 @@ func scanSegment(br *boundedReader, g *walGroup, j int, s SegmentInfo, bound, un
 	// The decoded stream is read in 64 KiB reads, as a whole decode would,
 	// so that the LZ4 frame's own checks (its end, its content size) come
 	// when they would then.
-	in := bufio.NewReaderSize(br, 64<<10)
+	in := segmentReaders.Get().(*bufio.Reader)
+	in.Reset(br)
+	defer func() { in.Reset(nil); segmentReaders.Put(in) }()
 	frameErr := func(err error, fh walformat.FrameHeader) error {
 		if !errors.Is(err, walformat.ErrInvalidFrame) {
 			return err
@@ -388,6 +390,10 @@ func scanSegment(br *boundedReader, g *walGroup, j int, s SegmentInfo, bound, un
 	res.length = off - s.Offset
 	return res, nil
 }
+
+// segmentReaders recycles scanSegment's buffers, as decodeBuffers does
+// decodeBounded's.
+var segmentReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // drainSalts reads the rest of a segment's frames, from offset off, and
 // stops at the first whose salts are not its index's WAL header's.
@@ -799,11 +805,17 @@ func (p *snapshotProgress) publish(s pageSet, pageSize int) (epoch int, written 
 }
 
 // progressWriter writes the snapshot's decoded bytes, in order, but for
-// the published pages, and advances prog past them.
+// the published pages, and advances prog past them. It starts the
+// writeback of each writebackChunk behind it.
 type progressWriter struct {
-	f    *os.File
-	prog *snapshotProgress
+	f       *os.File
+	prog    *snapshotProgress
+	flushed *int64 // writeback started below this offset
 }
+
+// writebackChunk is how much of the snapshot is written before its
+// writeback is started: the fsync at the end then finds most of it clean.
+const writebackChunk = 32 << 20
 
 func (w progressWriter) WriteAt(b []byte, off int64) (int, error) {
 	p := w.prog
@@ -826,6 +838,10 @@ func (w progressWriter) WriteAt(b []byte, off int64) (int, error) {
 	p.cond.Broadcast()
 	if err != nil {
 		return 0, err
+	}
+	if end := off + int64(len(b)); w.flushed != nil && end-*w.flushed >= writebackChunk {
+		startWriteback(w.f, *w.flushed, end-*w.flushed)
+		*w.flushed = end
 	}
 	return len(b), nil
 }
