@@ -38,7 +38,7 @@ func (b *bench) many(ctx context.Context) error {
 	if b.quick {
 		n, load = 50, 15*time.Second
 	}
-	for _, kind := range []string{"s3", "file"} {
+	for _, kind := range []string{"file", "s3"} {
 		if err := b.manyRun(ctx, kind, n, load, idle); err != nil {
 			return fmt.Errorf("%s replicas: %w", kind, err)
 		}
@@ -53,6 +53,7 @@ type manyFleet struct {
 	dir    string
 	dbs    []string
 	writes []int // rows written to each database by the load, beyond its first
+	busy   int   // application writes that failed with SQLITE_BUSY (busy_timeout 5 s)
 }
 
 func (b *bench) manyRun(ctx context.Context, kind string, n int, load, idle time.Duration) error {
@@ -98,22 +99,40 @@ func (b *bench) manyRun(ctx context.Context, kind string, n int, load, idle time
 		return err
 	}
 	defer d.kill()
+	profDir := os.Getenv("BENCH_MANY_PROFILE")
+	var profDone chan struct{}
+	if profDir != "" {
+		profDone = make(chan struct{})
+		go func() {
+			defer close(profDone)
+			d.saveCPUProfile(filepath.Join(profDir, kind), "startup-cpu.pb.gz", 20)
+		}()
+	}
 	startup, err := d.waitReplicating(ctx, f.dbs, 5*time.Minute)
+	if profDone != nil {
+		<-profDone
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; the daemon's log ends: %s", err, f.logTail("all"))
 	}
 	b.add(Figure{Section: sec, Name: label("startup, exec to every database replicating"), Value: startup.Seconds(), Unit: "s", Target: "≤ 10 s", Met: met(startup <= 10*time.Second)})
 
 	writes, pass, err := f.writeLoad(ctx, load)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; the daemon's log ends: %s", err, f.logTail("all"))
 	}
 	loadRSS := procRSS(d.pid())
+	b.add(Figure{Section: sec, Name: "load: application writes that failed with SQLITE_BUSY after its 5 s busy_timeout", Value: float64(f.busy), Unit: "tx", Target: "0", Met: met(f.busy == 0)})
 	b.add(Figure{Section: sec, Name: fmt.Sprintf("load: writes per second (%d writing at once, one pass over every database every %s)", manyWriters, manyPassEvery), Value: float64(writes) / load.Seconds(), Unit: "tx/s"})
 	b.add(Figure{Section: sec, Name: "load: slowest pass over every database", Value: pass.Seconds(), Unit: "s"})
 	b.add(Figure{Section: sec, Name: label("RSS under load"), Value: float64(loadRSS) / (1 << 20), Unit: "MiB"})
 	if _, err := d.waitReplicating(ctx, f.dbs, 5*time.Minute); err != nil {
 		return fmt.Errorf("after the load: %w", err)
+	}
+
+	if body, err := d.get("/metrics"); err == nil {
+		lock := metricMax(string(body), "litestream_checkpoint_lock_max_seconds")
+		b.add(Figure{Section: sec, Name: "longest hold of a database's write lock by a checkpoint (max over databases)", Value: lock * 1000, Unit: "ms"})
 	}
 
 	// Idle: nothing writes; the daemon should cost nothing per database.
@@ -146,8 +165,8 @@ func (b *bench) manyRun(ctx context.Context, kind string, n int, load, idle time
 	}
 	b.add(Figure{Section: sec, Name: fmt.Sprintf("/metrics scrape, median of 10 (%d KiB)", size>>10), Value: float64(scrape.Microseconds()) / 1000, Unit: "ms", Target: "≤ 100 ms", Met: met(scrape <= 100*time.Millisecond)})
 
-	if dir := os.Getenv("BENCH_MANY_PROFILE"); dir != "" {
-		if err := d.saveProfiles(filepath.Join(dir, kind)); err != nil {
+	if profDir != "" {
+		if err := d.saveProfiles(filepath.Join(profDir, kind)); err != nil {
 			return err
 		}
 	}
@@ -194,7 +213,14 @@ func (f *manyFleet) writeLoad(ctx context.Context, dur time.Duration) (int, time
 			for ctx.Err() == nil {
 				start := time.Now()
 				for i := w; i < len(f.dbs) && ctx.Err() == nil; i += manyWriters {
-					if err := writeOne(f.dbs[i]); err != nil {
+					err := writeOne(f.dbs[i])
+					if err != nil && strings.Contains(err.Error(), "SQLITE_BUSY") {
+						mu.Lock()
+						f.busy++
+						mu.Unlock()
+						continue
+					}
+					if err != nil {
 						mu.Lock()
 						firstErr = errors.Join(firstErr, err)
 						mu.Unlock()
@@ -418,6 +444,17 @@ func notReplicating(body string, dbs []string) []string {
 	return out
 }
 
+// metricMax returns the largest sample of name in body.
+func metricMax(body, name string) float64 {
+	re := regexp.MustCompile(`(?m)^` + name + `(\{[^}]*\})? (\S+)$`)
+	var out float64
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		out = max(out, v)
+	}
+	return out
+}
+
 // storeOps returns the store requests the daemon has made so far.
 func (d *manyDaemon) storeOps() (float64, error) {
 	body, err := d.get("/metrics")
@@ -460,6 +497,37 @@ func (d *manyDaemon) saveProfiles(dir string) error {
 		}
 	}
 	return nil
+}
+
+// saveCPUProfile writes a CPU profile of the next secs seconds to dir,
+// once the daemon serves /debug/pprof; it reports nothing, being a help
+// for reading the figures, not one of them.
+func (d *manyDaemon) saveCPUProfile(dir, name string, secs int) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	c := http.Client{Timeout: time.Duration(secs+30) * time.Second}
+	for i := 0; i < 100; i++ {
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.addr, secs))
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = os.WriteFile(filepath.Join(dir, name), body, 0o644)
+		return
+	}
+}
+
+// logTail returns the last lines of the named daemon's log, on one line.
+func (f *manyFleet) logTail(name string) string {
+	b, err := os.ReadFile(filepath.Join(f.dir, name+".log"))
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-15):], " | ")
 }
 
 // procRSS returns a process's resident memory now, in bytes.
