@@ -1,9 +1,11 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/litestream-go/litestream"
 )
@@ -39,9 +41,9 @@ func startHTTPServer(addr string, dbs *dbSet, ops *litestream.OpCounter, window 
 	// there as in v0.3, which served the default registry: dashboards
 	// graph them.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(dbs, ops), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", metricsHandler(newMetricsCollector(dbs, ops), reg, logger))
 	started := time.Now()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if problems := healthProblems(dbs.list(), window, started, time.Now()); len(problems) > 0 {
@@ -65,6 +67,36 @@ func startHTTPServer(addr string, dbs *dbSet, ops *litestream.OpCounter, window 
 	}()
 	logger.Info("serving metrics", "addr", ln.Addr().String(), "pprof", withPprof)
 	return s, nil
+}
+
+// metricsHandler serves the engine's families (metricsCollector.writeText)
+// and then the registry's (the Go runtime's and the process's), in the
+// text format, gzipped when the scraper accepts it.
+func metricsHandler(c *metricsCollector, reg prometheus.Gatherer, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		var out io.Writer = w
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			defer gz.Close()
+			out = gz
+		}
+		if err := c.writeText(out); err != nil {
+			logger.Debug("metrics scrape", "error", err)
+			return
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			logger.Warn("metrics: the process's metrics", "error", err)
+		}
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(out, mf); err != nil {
+				logger.Debug("metrics scrape", "error", err)
+				return
+			}
+		}
+	})
 }
 
 // Addr returns the bound address.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,8 +10,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/file"
 )
 
 // TestMetricsDoc keeps docs/metrics.md and the collector in step, labels
@@ -93,5 +98,58 @@ func TestMetricsTotals(t *testing.T) {
 	}
 	if n := got("litestream_replica_lag_max_seconds"); n != 0 {
 		t.Errorf("litestream_replica_lag_max_seconds = %v with no replica, want 0", n)
+	}
+}
+
+// TestMetricsTextMatchesCollector: what /metrics writes (writeText) parses
+// as the text format and holds exactly the samples the collector's
+// registry path gives, labels, types and values included.
+func TestMetricsTextMatchesCollector(t *testing.T) {
+	dir := t.TempDir()
+	var dbs []*litestream.DB
+	for _, name := range []string{"a.db", `we"ird\name.db`} {
+		db := litestream.NewDB(filepath.Join(dir, name))
+		db.AddReplica(litestream.NewReplica("file", file.NewReplicaClient(filepath.Join(dir, "replica-"+name))))
+		dbs = append(dbs, db)
+	}
+	ops := &litestream.OpCounter{}
+	ops.Hook("file")("PUT", 10)
+	c := newMetricsCollector(newDBSet(dbs...), ops)
+	var text bytes.Buffer
+	if err := c.writeText(&text); err != nil {
+		t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := p.TextToMetricFamilies(bytes.NewReader(text.Bytes()))
+	if err != nil {
+		t.Fatalf("writeText's output does not parse: %v\n%s", err, text.String())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	want, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parsed) != len(want) {
+		t.Errorf("writeText wrote %d families, the registry %d", len(parsed), len(want))
+	}
+	for _, mf := range want {
+		got, ok := parsed[mf.GetName()]
+		if !ok {
+			t.Errorf("writeText lacks %s", mf.GetName())
+			continue
+		}
+		var a, b bytes.Buffer
+		for _, m := range got.Metric { // label order carries no meaning
+			slices.SortFunc(m.Label, func(x, y *dto.LabelPair) int { return strings.Compare(x.GetName(), y.GetName()) })
+		}
+		slices.SortFunc(got.Metric, func(x, y *dto.Metric) int { return strings.Compare(x.String(), y.String()) })
+		slices.SortFunc(mf.Metric, func(x, y *dto.Metric) int { return strings.Compare(x.String(), y.String()) })
+		a.Reset()
+		expfmt.MetricFamilyToText(&a, mf)
+		expfmt.MetricFamilyToText(&b, got)
+		if a.String() != b.String() {
+			t.Errorf("%s differs:\nregistry:\n%s\nwriteText:\n%s", mf.GetName(), a.String(), b.String())
+		}
 	}
 }
