@@ -114,27 +114,6 @@ var ErrNotAgeEncrypted = errors.New("not encrypted with age, yet age identities 
 // codec's keys is ErrAgeNoIdentity or ErrNotAgeEncrypted, and identities
 // that all fail are ErrAgeNoMatch. No error holds a key.
 func (c Codec) NewDecoder(r io.Reader) (io.Reader, error) {
-	d, err := c.newDecoder(r, 1)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// newDecoder is NewDecoder with the LZ4 blocks decoded by up to
-// concurrency goroutines at once (the content checksum is verified on
-// one of them); a decoder read to its end or an error has stopped them,
-// and stop stops them otherwise.
-func (c Codec) newDecoder(r io.Reader, concurrency int) (*decoder, error) {
-	newLZ4 := func(src io.Reader) (*decoder, error) {
-		zr := lz4.NewReader(src)
-		if concurrency > 1 {
-			if err := zr.Apply(lz4.ConcurrencyOption(concurrency)); err != nil {
-				return nil, fmt.Errorf("lz4 options: %w", err)
-			}
-		}
-		return &decoder{zr: zr}, nil
-	}
 	head := make([]byte, len(ageHeader))
 	n, err := io.ReadFull(r, head)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -147,7 +126,7 @@ func (c Codec) newDecoder(r io.Reader, concurrency int) (*decoder, error) {
 	case len(c.Identities) == 0 && encrypted:
 		return nil, ErrAgeNoIdentity
 	case len(c.Identities) == 0:
-		return newLZ4(src)
+		return &decoder{zr: lz4.NewReader(src)}, nil
 	case !encrypted:
 		return nil, ErrNotAgeEncrypted
 	}
@@ -158,13 +137,10 @@ func (c Codec) newDecoder(r io.Reader, concurrency int) (*decoder, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("age decrypt: %w", err)
 	}
-	return newLZ4(ar)
+	return &decoder{zr: lz4.NewReader(ar)}, nil
 }
 
 type decoder struct{ zr *lz4.Reader }
-
-// stop ends the decode and its goroutines, if any.
-func (d *decoder) stop() { d.zr.Reset(nil) }
 
 func (d *decoder) Read(p []byte) (int, error) {
 	n, err := d.zr.Read(p)

@@ -164,7 +164,7 @@ func restoreAttempt(ctx context.Context, plan *RestorePlan, dir string, opt Rest
 		return "", fmt.Errorf("restored database fails SQLite's check, %w (%s): %w", ErrReplicaDamaged, plan, checkErr)
 	}
 	logger.Info("restore complete", "replica", plan.Replica.Name, "pages_written", pages,
-		"download", downloaded.Round(time.Millisecond), "snapshot", dl.snapshotTime.Round(time.Millisecond), "segments", dl.segmentsTime.Round(time.Millisecond), "ahead", dl.aheadTime.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
+		"download", downloaded.Round(time.Millisecond), "snapshot", dl.snapshotTime.Round(time.Millisecond), "segments", dl.segmentsTime.Round(time.Millisecond), "behind", dl.aheadTime.Round(time.Millisecond), "apply", (applied - downloaded).Round(time.Millisecond),
 		"check", (time.Since(start) - applied).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return dbPath, nil
 }
@@ -371,7 +371,7 @@ func (d *downloader) report(n int64) {
 }
 
 // all downloads the snapshot into dbPath while x reads the segments and,
-// once they are all read, writes their winning pages ahead of the
+// once they are all read, writes their winning pages behind the
 // snapshot's decode (writeAhead). The snapshot is one LZ4 stream, decoded
 // on one core; the segments do not wait for it.
 func (d *downloader) all(ctx context.Context, dbPath string, x *segmentIndex) error {
@@ -426,7 +426,7 @@ func (d *downloader) snapshot(ctx context.Context, path string) (int64, error) {
 			return localError{fmt.Errorf("create %s: %w", path, err)}
 		}
 		defer f.Close()
-		if n, err = d.decodeBounded(rc, name, progressWriter{f, d.prog, new(int64)}, 0, -1, snapshotDecoders); err != nil {
+		if n, err = d.decodeBounded(rc, name, progressWriter{f, d.prog, new(int64)}, 0, -1); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -441,18 +441,13 @@ func (d *downloader) snapshot(ctx context.Context, path string) (int64, error) {
 	return n, err
 }
 
-// snapshotDecoders is how many of the snapshot's LZ4 blocks decode at
-// once: its decode is a restore's critical path (docs/performance.md,
-// "Restore speed").
-const snapshotDecoders = 4
-
 // boundedReader reads the decoded bytes of the replica's file name. With
 // limit >= 0 it fails, without retry, as soon as the file decodes to more
 // than limit bytes; a declared content size (an LZ4 frame may carry one)
 // bounds it the same way, and one that differs from limit fails at once.
 // It refuses more decoded bytes than LZ4 can make of those stored.
 type boundedReader struct {
-	dec      *decoder
+	dec      io.Reader
 	stored   *countingReader
 	limit    int64
 	n        int64 // decoded bytes read
@@ -462,14 +457,8 @@ type boundedReader struct {
 
 // newBoundedReader returns a boundedReader of the stored bytes in r.
 func (d *downloader) newBoundedReader(r io.Reader, name string, limit int64) (*boundedReader, error) {
-	return d.newBoundedReaderN(r, name, limit, 1)
-}
-
-// newBoundedReaderN is newBoundedReader with concurrency LZ4 decoders;
-// its stop method ends them.
-func (d *downloader) newBoundedReaderN(r io.Reader, name string, limit int64, concurrency int) (*boundedReader, error) {
 	stored := &countingReader{r: r}
-	dec, err := d.plan.Replica.Codec.newDecoder(stored, concurrency)
+	dec, err := d.plan.Replica.Codec.NewDecoder(stored)
 	if err != nil {
 		if ke := keysError(d.plan.Replica.Name, name, err); ke != nil {
 			return nil, ke
@@ -478,9 +467,6 @@ func (d *downloader) newBoundedReaderN(r io.Reader, name string, limit int64, co
 	}
 	return &boundedReader{dec: dec, stored: stored, limit: limit}, nil
 }
-
-// stop ends the decode; reading after it fails.
-func (b *boundedReader) stop() { b.dec.stop() }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
 	if b.eof {
@@ -500,7 +486,7 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		return 0, errNoRetry{fmt.Errorf("decodes to more than the %d bytes before the next segment: %w; stopped there", b.limit, ErrReplicaDamaged)}
 	}
 	if m > 0 {
-		if err := checkDecodeRatio(b.n+int64(m), b.stored.n.Load()); err != nil {
+		if err := checkDecodeRatio(b.n+int64(m), b.stored.n); err != nil {
 			return 0, err
 		}
 		b.n += int64(m)
@@ -520,12 +506,11 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 // decodeBounded decodes the stored bytes of the replica's file name from r
 // into w at offset off, bounded as boundedReader is, and returns the
 // decoded length.
-func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off, limit int64, concurrency int) (int64, error) {
-	br, err := d.newBoundedReaderN(r, name, limit, concurrency)
+func (d *downloader) decodeBounded(r io.Reader, name string, w io.WriterAt, off, limit int64) (int64, error) {
+	br, err := d.newBoundedReader(r, name, limit)
 	if err != nil {
 		return 0, err
 	}
-	defer br.stop()
 	bp := decodeBuffers.Get().(*[]byte)
 	defer decodeBuffers.Put(bp)
 	buf := *bp
@@ -566,16 +551,15 @@ func checkDecodeRatio(decoded, stored int64) error {
 	return nil
 }
 
-// countingReader counts the bytes read through it; a concurrent LZ4
-// decoder reads it from its own goroutine.
+// countingReader counts the bytes read through it.
 type countingReader struct {
 	r io.Reader
-	n atomic.Int64
+	n int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+	c.n += int64(n)
 	return n, err
 }
 

@@ -39,12 +39,14 @@ import (
 //     the length its successor's offset implies, or its declared content
 //     size (boundedReader); from a replica that is not a local directory
 //     its stored bytes are kept for the second read (segmentSpool).
-//  5. The snapshot and the segments never write the same page out of
-//     order: the winning pages are published (snapshotProgress.publish)
-//     while the snapshot's writer is idle, and from then on it skips them;
-//     a page it wrote before is overwritten. A snapshot attempt that starts
-//     over after that truncates the file, so every winning page is written
-//     again once the snapshot is done (segmentIndex.apply).
+//  5. A segment's page is written onto the output only once the
+//     snapshot's decode, in its current attempt, has passed it; the rest
+//     wait for the end of the snapshot (apply). A write ahead of the
+//     decode would land in a hole of the file, and filling a file around
+//     scattered holes costs the file system more than the copies saved
+//     (docs/performance.md, "Restore speed"). A snapshot attempt that
+//     starts over truncates the file, so apply then writes every winning
+//     page again.
 
 // maxPageNumber is SQLite's largest page number (SQLITE_MAX_PAGE_COUNT,
 // 4294967294 since 3.45).
@@ -507,38 +509,37 @@ func (x *segmentIndex) winners() []winner {
 }
 
 // writeAhead writes the winning pages onto dbPath while the snapshot
-// still decodes: once the snapshot's header is there, it publishes them
-// (the snapshot skips them from then on) and writes those the snapshot's
-// header says it holds; the rest (pages past its end) is left to apply,
-// which checks the bounds first. When the snapshot's page size is not the
-// WAL's it writes nothing: apply reports it.
+// still decodes, each if the decode has passed it when its segment is read
+// again; the others are left to apply, which checks the bounds first.
+// When the snapshot's page size is not the WAL's it writes nothing: apply
+// reports it.
 func (x *segmentIndex) writeAhead(ctx context.Context, d *downloader, dbPath string) error {
 	ws := x.winners()
 	if len(ws) == 0 {
 		return nil
 	}
-	pageSize, limit, ok := d.prog.header(dbPath, d.plan.Snapshot.Size)
+	pageSize, ok := d.prog.header(dbPath)
 	if !ok || slices.ContainsFunc(x.pageSizes(), func(n int) bool { return n != pageSize }) {
 		return nil
 	}
-	epoch, written := d.prog.publish(newPageSet(ws), pageSize)
+	epoch := d.prog.attempt()
 	x.ahead = aheadResult{ran: true, epoch: epoch}
-	limit = max(limit, written/int64(pageSize), 1) // pages the decode has passed, and the header's
-	now := ws[:0:0]
-	for _, w := range ws {
-		if int64(w.pgno) <= limit {
-			now = append(now, w)
-		} else {
-			x.ahead.deferred = append(x.ahead.deferred, w)
+	behind := func(p uint32) bool { return d.prog.passed(epoch, int64(p)*int64(pageSize)) }
+	err := x.writePages(ctx, d, dbPath, pageSize, ws, behind)
+	slices.SortFunc(x.ahead.deferred, func(a, b winner) int {
+		if a.seg != b.seg {
+			return int(a.seg - b.seg)
 		}
-	}
-	return x.writePages(ctx, d, dbPath, pageSize, now)
+		return int(a.frame - b.frame)
+	})
+	return err
 }
 
 // writePages reads again each segment holding some of ws (sorted by
 // segment and frame), validating its frames as the first read did, and
-// writes those pages onto dbPath.
-func (x *segmentIndex) writePages(ctx context.Context, d *downloader, dbPath string, pageSize int, ws []winner) error {
+// writes those pages onto dbPath; with behind set, only those it reports,
+// the others going to x.ahead.deferred.
+func (x *segmentIndex) writePages(ctx context.Context, d *downloader, dbPath string, pageSize int, ws []winner, behind func(uint32) bool) error {
 	if len(ws) == 0 {
 		return nil
 	}
@@ -572,12 +573,12 @@ func (x *segmentIndex) writePages(ctx context.Context, d *downloader, dbPath str
 		for end < len(ws) && ws[end].seg == int32(i) {
 			end++
 		}
-		return x.writeSegment(ctx, d, f, pageSize, i, ws[k:end])
+		return x.writeSegment(ctx, d, f, pageSize, i, ws[k:end], behind)
 	})
 }
 
 // writeSegment writes the pages ws of segment i onto f.
-func (x *segmentIndex) writeSegment(ctx context.Context, d *downloader, f *os.File, pageSize, i int, ws []winner) error {
+func (x *segmentIndex) writeSegment(ctx context.Context, d *downloader, f *os.File, pageSize, i int, ws []winner, behind func(uint32) bool) error {
 	s := x.plan.Segments[i]
 	g := x.groups[x.groupOf[i]]
 	name := x.plan.Generation + "/wal/" + x.plan.segmentName(s)
@@ -617,6 +618,13 @@ func (x *segmentIndex) writeSegment(ctx context.Context, d *downloader, f *os.Fi
 			}
 			if fh.Pgno != ws[w].pgno {
 				return changedSegment(fmt.Errorf("frame %d holds page %d, not %d", k+1, fh.Pgno, ws[w].pgno))
+			}
+			if behind != nil && !behind(fh.Pgno) {
+				x.mu.Lock()
+				x.ahead.deferred = append(x.ahead.deferred, ws[w])
+				x.mu.Unlock()
+				w++
+				continue
 			}
 			if _, err := f.WriteAt(frame[walformat.FrameHeaderSize:], int64(fh.Pgno-1)*int64(pageSize)); err != nil {
 				return localError{fmt.Errorf("write page %d: %w", fh.Pgno, err)}
@@ -672,7 +680,7 @@ func (x *segmentIndex) apply(ctx context.Context, d *downloader, dbPath string) 
 	if x.ahead.ran && x.ahead.epoch == d.prog.epoch {
 		ws = x.ahead.deferred
 	}
-	if err := x.writePages(ctx, d, dbPath, dbPageSize, ws); err != nil {
+	if err := x.writePages(ctx, d, dbPath, dbPageSize, ws, nil); err != nil {
 		return 0, err
 	}
 	if x.dbSize > 0 {
@@ -683,41 +691,19 @@ func (x *segmentIndex) apply(ctx context.Context, d *downloader, dbPath string) 
 	return count, nil
 }
 
-// pageSet is a set of page numbers, a bit each.
-type pageSet []uint64
-
-func newPageSet(ws []winner) pageSet {
-	var top uint32
-	for _, w := range ws {
-		top = max(top, w.pgno)
-	}
-	s := make(pageSet, top/64+1)
-	for _, w := range ws {
-		s[w.pgno/64] |= 1 << (w.pgno % 64)
-	}
-	return s
-}
-
-func (s pageSet) has(p uint32) bool {
-	return int(p/64) < len(s) && s[p/64]&(1<<(p%64)) != 0
-}
-
 // snapshotProgress is how far the snapshot's decode has come: in the
 // current attempt (epoch), bytes [0, written) of the file are decoded and
-// the decoder writes only past them, until done. Once skip is set, the
-// decoder writes none of its pages; writing is set while the decoder
-// writes or truncates, and skip is set only while it is not.
+// the decoder writes only past them, until done. writing is set while an
+// attempt starts (truncates the file).
 type snapshotProgress struct {
-	mu       sync.Mutex
-	cond     sync.Cond
-	epoch    int
-	written  int64
-	writing  bool
-	skip     pageSet
-	pageSize int   // of skip's pages
-	size     int64 // the finished snapshot's decoded length
-	done     bool
-	err      error
+	mu      sync.Mutex
+	cond    sync.Cond
+	epoch   int
+	written int64
+	writing bool
+	size    int64 // the finished snapshot's decoded length
+	done    bool
+	err     error
 }
 
 func newSnapshotProgress() *snapshotProgress {
@@ -727,18 +713,16 @@ func newSnapshotProgress() *snapshotProgress {
 }
 
 // restart begins an attempt; the caller truncates the file, then calls
-// idle. The new attempt writes every page: apply writes the winning pages
-// again after it.
+// idle.
 func (p *snapshotProgress) restart() {
 	p.mu.Lock()
 	p.epoch++
 	p.written = 0
 	p.writing = true
-	p.skip = nil
 	p.mu.Unlock()
 }
 
-// idle says the decoder is not writing.
+// idle says the attempt's file is ready.
 func (p *snapshotProgress) idle() {
 	p.mu.Lock()
 	p.writing = false
@@ -754,12 +738,26 @@ func (p *snapshotProgress) end(size int64, err error) {
 	p.cond.Broadcast()
 }
 
+// attempt returns the current attempt.
+func (p *snapshotProgress) attempt() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epoch
+}
+
+// passed reports whether attempt epoch is current and has decoded the
+// file's bytes up to end. A write below end made while it holds lands in
+// that attempt's file: a new attempt waits for none, but apply writes
+// every page again after one (aheadResult.epoch).
+func (p *snapshotProgress) passed(epoch int, end int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epoch == epoch && !p.writing && p.written >= end
+}
+
 // header waits for the snapshot's database header and returns its page
-// size and the pages the snapshot may be trusted to hold for writes ahead
-// of its decode: its header's page count when valid, bounded by what its
-// stored bytes can decode to. ok is false when the snapshot failed or its
-// header is invalid.
-func (p *snapshotProgress) header(dbPath string, stored int64) (pageSize int, limit int64, ok bool) {
+// size; ok is false when the snapshot failed or its header is invalid.
+func (p *snapshotProgress) header(dbPath string) (pageSize int, ok bool) {
 	p.mu.Lock()
 	for !p.done && p.written < 100 {
 		p.cond.Wait()
@@ -767,46 +765,37 @@ func (p *snapshotProgress) header(dbPath string, stored int64) (pageSize int, li
 	failed := p.done && p.err != nil
 	p.mu.Unlock()
 	if failed {
-		return 0, 0, false
+		return 0, false
 	}
 	f, err := os.Open(dbPath)
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
 	defer f.Close()
-	var h [100]byte
+	n, err := headerPageSize(f)
+	return n, err == nil
+}
+
+// headerPageSize reads the page size from the database header at the
+// start of f.
+func headerPageSize(f *os.File) (int, error) {
+	var h [18]byte
 	if _, err := f.ReadAt(h[:], 0); err != nil {
-		return 0, 0, false
+		return 0, err
 	}
 	n := int(h[16])<<8 | int(h[17])
 	if n == 1 {
 		n = 65536
 	}
 	if n < 512 || n > 65536 || n&(n-1) != 0 {
-		return 0, 0, false
+		return 0, fmt.Errorf("invalid page size %d", n)
 	}
-	be := binary.BigEndian
-	if be.Uint32(h[92:]) == be.Uint32(h[24:]) { // the page count is valid for this version of the file
-		limit = int64(be.Uint32(h[28:]))
-	}
-	return n, min(limit, (maxDecodeRatio*stored+decodeSlack)/int64(n)), true
+	return n, nil
 }
 
-// publish sets the pages the decoder skips from now on, once it is not
-// writing, and returns the attempt it is in and the bytes it has written.
-func (p *snapshotProgress) publish(s pageSet, pageSize int) (epoch int, written int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.writing {
-		p.cond.Wait()
-	}
-	p.skip, p.pageSize = s, pageSize
-	return p.epoch, p.written
-}
-
-// progressWriter writes the snapshot's decoded bytes, in order, but for
-// the published pages, and advances prog past them. It starts the
-// writeback of each writebackChunk behind it.
+// progressWriter writes the snapshot's decoded bytes, in order, and
+// advances prog past them. It starts the writeback of each writebackChunk
+// behind it.
 type progressWriter struct {
 	f       *os.File
 	prog    *snapshotProgress
@@ -818,51 +807,19 @@ type progressWriter struct {
 const writebackChunk = 32 << 20
 
 func (w progressWriter) WriteAt(b []byte, off int64) (int, error) {
-	p := w.prog
-	p.mu.Lock()
-	skip, ps := p.skip, int64(p.pageSize)
-	p.writing = true
-	p.mu.Unlock()
-	var err error
-	if skip == nil {
-		_, err = w.f.WriteAt(b, off)
-	} else {
-		err = writeSkipping(w.f, b, off, skip, ps)
-	}
-	p.mu.Lock()
-	p.writing = false
-	if err == nil {
-		p.written = off + int64(len(b))
-	}
-	p.mu.Unlock()
-	p.cond.Broadcast()
+	n, err := w.f.WriteAt(b, off)
+	w.prog.mu.Lock()
+	w.prog.written = off + int64(n)
+	w.prog.mu.Unlock()
+	w.prog.cond.Broadcast()
 	if err != nil {
-		return 0, err
+		return n, err
 	}
-	if end := off + int64(len(b)); w.flushed != nil && end-*w.flushed >= writebackChunk {
+	if end := off + int64(n); end-*w.flushed >= writebackChunk {
 		startWriteback(w.f, *w.flushed, end-*w.flushed)
 		*w.flushed = end
 	}
-	return len(b), nil
-}
-
-// writeSkipping writes b at off into f but for the pages in skip.
-func writeSkipping(f *os.File, b []byte, off int64, skip pageSet, ps int64) error {
-	for len(b) > 0 {
-		pgno := uint32(off/ps) + 1
-		n := min(int64(len(b)), int64(pgno)*ps-off) // to the end of this page
-		if !skip.has(pgno) {
-			// Extend over the following pages the segments do not write.
-			for n < int64(len(b)) && !skip.has(uint32((off+n)/ps)+1) {
-				n = min(int64(len(b)), n+ps)
-			}
-			if _, err := f.WriteAt(b[:n], off); err != nil {
-				return err
-			}
-		}
-		b, off = b[n:], off+n
-	}
-	return nil
+	return n, nil
 }
 
 // segmentSpool keeps the stored bytes of each segment of a replica that
