@@ -61,10 +61,6 @@ type ReplicaClient struct {
 	client *s3.Client
 	keyID  string // access key id in use, for error messages
 
-	// staging recycles the buffers an upload reads its first part into.
-	// A fresh 8 MiB buffer per segment, zeroed by the runtime, was 6% of
-	// the daemon's CPU at 1000 rows/tx, for segments mostly far smaller.
-	staging sync.Pool
 }
 
 var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
@@ -393,25 +389,16 @@ func (c *ReplicaClient) upload(ctx context.Context, key string, r io.Reader) (in
 	if err != nil {
 		return 0, err
 	}
-	bp, _ := c.staging.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, PartSize)
-		bp = &b
-	}
-	n, err := io.ReadFull(r, *bp)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		c.staging.Put(bp)
+	buf, err := readPart(r)
+	if err != nil {
 		return 0, fmt.Errorf("upload %s: read: %w", key, err)
 	}
-	// A buffer handed to a request is never recycled: net/http may still
-	// read a request's body after the call returns (an early error
-	// response). A small object gets a copy; a multipart upload (rare:
-	// large snapshots) takes the staging buffer itself, so it holds one
-	// part in memory, not two.
-	buf := *bp
+	n := len(buf)
+	// The part buffer grows with what is read, so an idle client holds
+	// none and a small segment costs its own size, not PartSize. A buffer
+	// handed to a PutObject is never reused: net/http may still read a
+	// request's body after the call returns (an early error response).
 	if n < PartSize {
-		buf = bytes.Clone(buf[:n])
-		c.staging.Put(bp)
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(c.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(n)),
 		}); err != nil {
@@ -425,7 +412,7 @@ func (c *ReplicaClient) upload(ctx context.Context, key string, r io.Reader) (in
 		return 0, c.describe("upload "+key, err)
 	}
 	c.op("PUT", 0)
-	total, err := c.uploadParts(ctx, client, key, mp.UploadId, buf, n, r)
+	total, err := c.uploadParts(ctx, client, key, mp.UploadId, buf[:PartSize], n, r)
 	if err != nil {
 		// Abort with a fresh context: the caller's may be what failed.
 		actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -434,6 +421,26 @@ func (c *ReplicaClient) upload(ctx context.Context, key string, r io.Reader) (in
 		return 0, err
 	}
 	return total, nil
+}
+
+// readPart reads r until PartSize bytes or its end, into a buffer that
+// starts at 64 KiB and doubles as needed, up to a capacity of PartSize.
+func readPart(r io.Reader) ([]byte, error) {
+	buf := make([]byte, 0, 64<<10)
+	for len(buf) < PartSize {
+		if len(buf) == cap(buf) {
+			buf = append(make([]byte, 0, min(2*cap(buf), PartSize)), buf...)
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func (c *ReplicaClient) uploadParts(ctx context.Context, client *s3.Client, key string, uploadID *string, buf []byte, n int, r io.Reader) (int64, error) {
