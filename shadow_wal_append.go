@@ -45,15 +45,20 @@ func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeHeld 
 	if (end-walformat.HeaderSize)%fs != 0 {
 		return 0, fmt.Errorf("committed end %d is not on a frame boundary: %w", end, errCommittedFrames)
 	}
-	// Small buffers, kept between copies: most copies are a few frames.
-	if s.rbuf == nil {
-		s.rbuf = bufio.NewReaderSize(nil, copyBufSize)
-		s.wbuf = bufio.NewWriterSize(nil, copyBufSize)
+	// Buffers sized to the copy: small ones (most copies are a few frames)
+	// are kept between copies, large ones dropped after it, so that an
+	// idle database holds at most keptBufSize of each.
+	rbuf, wbuf := s.rbuf, s.wbuf
+	if n := int(min(end-s.size, copyBufSize)); rbuf == nil || rbuf.Size() < n {
+		rbuf, wbuf = bufio.NewReaderSize(nil, n), bufio.NewWriterSize(nil, n)
+		if n <= keptBufSize {
+			s.rbuf, s.wbuf = rbuf, wbuf
+		}
 	}
-	s.rbuf.Reset(io.NewSectionReader(wal, s.size, end-s.size))
-	s.wbuf.Reset(&offsetWriter{f: s.f, off: s.size})
-	defer func() { s.rbuf.Reset(nil); s.wbuf.Reset(nil) }() // drop the file references
-	rd, w := walformat.NewReader(s.rbuf, s.hdr, s.s1, s.s2), s.wbuf
+	rbuf.Reset(io.NewSectionReader(wal, s.size, end-s.size))
+	wbuf.Reset(&offsetWriter{f: s.f, off: s.size})
+	defer func() { rbuf.Reset(nil); wbuf.Reset(nil) }() // drop the file references
+	rd, w := walformat.NewReader(rbuf, s.hdr, s.s1, s.s2), wbuf
 	commits := 0
 	var last walformat.FrameHeader
 	for off := s.size; off < end; off += fs {
@@ -107,5 +112,9 @@ func (s *shadowWAL) fsyncPending() error {
 	return nil
 }
 
-// copyBufSize is the size of Append's read and write buffers.
-const copyBufSize = 128 << 10
+// copyBufSize is the largest size of Append's read and write buffers, and
+// keptBufSize the largest it keeps between copies.
+const (
+	copyBufSize = 128 << 10
+	keptBufSize = 16 << 10
+)
