@@ -10,10 +10,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/file"
 	"github.com/litestream-go/litestream/internal/s3test"
 	"github.com/litestream-go/litestream/internal/sqlwriter"
 	"github.com/litestream-go/litestream/s3"
@@ -183,5 +186,71 @@ func TestReplicaOutage(t *testing.T) {
 	}
 	if m, err := sqlwriter.Verify(ctx, out); err != nil || m != w.LastTx() {
 		t.Fatalf("restored %d transactions (%v), committed %d", m, err, w.LastTx())
+	}
+}
+
+// unreachableListClient fails Generations, which only retention calls,
+// while down is set.
+type unreachableListClient struct {
+	*file.ReplicaClient
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (c *unreachableListClient) Generations(ctx context.Context) ([]string, error) {
+	c.calls.Add(1)
+	if c.down.Load() {
+		return nil, fmt.Errorf("list generations: %w", syscall.ECONNREFUSED)
+	}
+	return c.ReplicaClient.Generations(ctx)
+}
+
+// TestReplicaOutage_RetentionFailure: a retention run that fails begins an
+// outage that lasts until retention succeeds. Syncs with nothing to ship
+// in between make no request and must not end it, or every retry of the
+// failing step would log a new ERROR after a "recovered after 0s".
+func TestReplicaOutage_RetentionFailure(t *testing.T) {
+	ctx := context.Background()
+	w, path, _ := openWriter(t, 0)
+	commitRows(t, w, 5)
+	client := &unreachableListClient{ReplicaClient: file.NewReplicaClient(t.TempDir())}
+	client.down.Store(true)
+	logs := &logRecords{}
+	db := litestream.NewDB(path)
+	litestream.CheckInvariantsOnClose(t, db)
+	db.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	db.MonitorInterval = 10 * time.Millisecond
+	r := litestream.NewReplica("file", client)
+	r.SyncInterval = 10 * time.Millisecond
+	db.AddReplica(r)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(ctx) })
+	defer func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs)
+		}
+	}()
+	waitFor(t, 20*time.Second, "five retention runs (a failed run is due again at the next sync)", func() bool { return client.calls.Load() >= 5 })
+	if rec := logs.find(t, "INFO", "replica file recovered"); len(rec) != 0 {
+		t.Fatalf("recovered while retention still fails: %v", rec)
+	}
+	client.down.Store(false)
+	waitFor(t, 20*time.Second, "the recovery", func() bool { return len(logs.find(t, "INFO", "replica file recovered")) > 0 })
+	calls := client.calls.Load()
+	commitRows(t, w, 5)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errs := logs.find(t, "ERROR", "")
+	if len(errs) != 1 || !strings.Contains(fmt.Sprint(errs[0]["error"]), "retention: list generations") {
+		t.Fatalf("want one ERROR, the first failed retention run; got %v", errs)
+	}
+	if rec := logs.find(t, "INFO", "replica file recovered"); len(rec) != 1 {
+		t.Fatalf("want one recovery line, got %v", rec)
+	}
+	if n := client.calls.Load(); n != calls {
+		t.Fatalf("retention ran %d more times after it succeeded; it is due again only after RetentionCheckInterval", n-calls)
 	}
 }

@@ -23,6 +23,11 @@ import (
 
 // run ships the shadow WAL every SyncInterval, and runs the snapshot and
 // retention schedules, until ctx ends.
+//
+// A step that fails (the sync, a due snapshot, a due retention run) is due
+// again at the next iteration, so an outage ends only when the step that
+// failed succeeds: a sync with nothing to ship, which makes no request,
+// would otherwise end it and the next failure begin another.
 func (r *Replica) run(ctx context.Context) {
 	start := time.Now()
 	interval := r.SyncInterval

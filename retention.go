@@ -16,10 +16,17 @@ import (
 // the replica (the rule at the top of replica_sync.go). So the current
 // generation goes first: its new snapshot, when one is needed, is written
 // before anything in any generation is deleted.
-func (r *Replica) EnforceRetention(ctx context.Context) error {
+//
+// A run that fails is due again at the next sync: the replica's outage
+// ends only when the step that failed succeeds (see Replica.run).
+func (r *Replica) EnforceRetention(ctx context.Context) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lastRetain = time.Now()
+	defer func() {
+		if err == nil {
+			r.lastRetain = time.Now()
+		}
+	}()
 	if r.Retention <= 0 {
 		return nil
 	}
