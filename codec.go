@@ -59,29 +59,43 @@ func (c Codec) NewEncoder(w io.Writer) (io.WriteCloser, error) {
 	} else if len(c.Identities) > 0 {
 		return nil, errors.New("replica has age identities but no recipients: add recipients to write an encrypted replica")
 	}
-	zw := lz4.NewWriter(dst)
 	// 64 KiB blocks, not v0.3's 4 MiB: LZ4 matches reach back 64 KiB, so
 	// larger blocks compress no better (see docs/performance.md,
-	// "codec.go"). Readers, v0.3's included, take any block size.
-	if err := zw.Apply(
-		lz4.BlockSizeOption(lz4.Block64Kb),
-		lz4.ChecksumOption(true),
-		lz4.ConcurrencyOption(1),
-	); err != nil {
-		return nil, fmt.Errorf("lz4 options: %w", err)
-	}
-	return &encoder{zw: zw, ageW: ageW}, nil
+	// "codec.go"). Readers, v0.3's included, take any block size. The
+	// frame writer is our own (codec_lz4.go), for its CPU.
+	return &encoder{zw: newLZ4Writer(dst), ageW: ageW}, nil
 }
 
+// errEncoderClosed is the error of a write to a closed encoder.
+var errEncoderClosed = errors.New("write to a closed encoder")
+
 type encoder struct {
-	zw   *lz4.Writer
+	zw   *lz4Writer // nil once closed: Close returns it to its pool
 	ageW io.WriteCloser
 }
 
-func (e *encoder) Write(p []byte) (int, error) { return e.zw.Write(p) }
+func (e *encoder) Write(p []byte) (int, error) {
+	if e.zw == nil {
+		return 0, errEncoderClosed
+	}
+	return e.zw.Write(p)
+}
+
+// ReadFrom lets io.Copy hand the frame writer whole blocks to read into.
+func (e *encoder) ReadFrom(r io.Reader) (int64, error) {
+	if e.zw == nil {
+		return 0, errEncoderClosed
+	}
+	return e.zw.ReadFrom(r)
+}
 
 func (e *encoder) Close() error {
-	if err := e.zw.Close(); err != nil {
+	if e.zw == nil {
+		return nil
+	}
+	zw := e.zw
+	e.zw = nil
+	if err := zw.Close(); err != nil {
 		return fmt.Errorf("lz4 close: %w", err)
 	}
 	if e.ageW != nil {
