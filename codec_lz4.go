@@ -273,15 +273,22 @@ func (z *lz4Writer) compress(src, dst []byte) int {
 // lz4Extend returns how many bytes from i equal those from r (r < i), up
 // to limit: 8 bytes at a time, then byte by byte.
 func lz4Extend(src []byte, i, r, limit int) int {
-	start := i
-	for ; i+8 <= limit; i, r = i+8, r+8 {
-		if x := binary.LittleEndian.Uint64(src[i:]) ^ binary.LittleEndian.Uint64(src[r:]); x != 0 {
-			return i - start + bits.TrailingZeros64(x)>>3
+	a := src[i:limit]
+	b := src[r:][:len(a)] // as long as a, so one check covers both
+	n := 0
+	for ; len(a)-n >= 16; n += 16 {
+		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		x = binary.LittleEndian.Uint64(a[n+8:]) ^ binary.LittleEndian.Uint64(b[n+8:])
+		if x != 0 {
+			return n + 8 + bits.TrailingZeros64(x)>>3
 		}
 	}
-	for ; i < limit && src[i] == src[r]; i, r = i+1, r+1 {
+	for ; n < len(a) && a[n] == b[n]; n++ {
 	}
-	return i - start
+	return n
 }
 
 // lastLiterals ends a block with src[anchor:] as literals and returns the

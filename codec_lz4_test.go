@@ -77,7 +77,10 @@ func TestLZ4Writer_RoundTrip(t *testing.T) {
 			},
 			"readfrom":      func(w *encoder) error { _, err := w.ReadFrom(bytes.NewReader(data)); return err },
 			"readfrom half": func(w *encoder) error { _, err := w.ReadFrom(iotest.HalfReader(bytes.NewReader(data))); return err },
-			"io.Copy":       func(w *encoder) error { _, err := io.Copy(w, io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data)))); return err },
+			"io.Copy": func(w *encoder) error {
+				_, err := io.Copy(w, io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))))
+				return err
+			},
 		}
 		for way, write := range ways {
 			var stored bytes.Buffer
