@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/litestream-go/litestream"
@@ -47,7 +48,11 @@ func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) 
 		}
 	}()
 
-	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
+	buf := copyBufs.Get().(*[]byte)
+	// Through a plain writer, so that the copy uses buf: *os.File's
+	// ReadFrom would copy from a pipe 32 KiB at a time.
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx: ctx, r: r}, *buf)
+	copyBufs.Put(buf)
 	if err != nil {
 		return nil, c.describe("write", dst, err)
 	}
@@ -73,6 +78,11 @@ func (c *ReplicaClient) writeFile(ctx context.Context, rel string, r io.Reader) 
 	c.op("PUT", n)
 	return fi, nil
 }
+
+// copyBufs are writeFile's copy buffers: 128 KiB, the size of the
+// encoder's writes, so that each is one read of the pipe and one write of
+// the file (docs/performance.md, "CPU per GB, 2026-12-03").
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 // createTemp creates a new file in dir named storeclient.TempName(base). The
 // leading dot and the ".tmp" end keep it out of every listing; if a kill
