@@ -77,6 +77,17 @@ func TestCheckStore(t *testing.T) {
 		}
 		checks.OurWords(t, err)
 	})
+	t.Run("answers cut short", func(t *testing.T) {
+		// A 200 whose body ends early is the store failing, not refusing:
+		// replicate starts anyway (ErrStoreBusy) instead of exiting.
+		proxy := s3test.StartFaultProxy(t, srv.Endpoint(), 1)
+		proxy.SetFaults(s3test.Faults{CutBody: 1})
+		_, err := check(newClient(proxy.Endpoint(), bucket), 1500*time.Millisecond)
+		if !errors.Is(err, litestream.ErrStoreBusy) || !strings.Contains(err.Error(), "HTTP 200") || !strings.Contains(err.Error(), "cut short") {
+			t.Fatalf("err = %v", err)
+		}
+		checks.OurWords(t, err)
+	})
 	t.Run("server errors that pass", func(t *testing.T) {
 		proxy := s3test.StartFaultProxy(t, srv.Endpoint(), 1)
 		proxy.SetFaults(s3test.Faults{Error500: 0.5, SlowDown: 0.3})

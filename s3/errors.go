@@ -83,6 +83,13 @@ func classify(err error) requestFailure {
 		f.kind = failWrongRegion
 	case f.status >= 500 || f.code == "SlowDown" || f.code == "Throttling" || f.code == "RequestTimeout":
 		f.kind = failServer
+	case errors.As(err, new(*smithy.DeserializationError)) || f.status >= 200 && f.status < 300:
+		// A success whose answer was cut short or unreadable: a retry
+		// may pass, as after a 5xx.
+		f.kind = failServer
+		if f.message == "" {
+			f.message = "its answer was cut short or unreadable"
+		}
 	default:
 		f.kind, f.netErr = storeclient.Network(err)
 	}
