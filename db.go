@@ -74,6 +74,7 @@ type DB struct {
 	started        bool // the first sync under the write lock is done
 	ckpt           checkpointState
 	changed        chan struct{}
+	ahead          chan struct{} // closed by signalCommittedAhead
 	stats          DBStats
 	marks          copyMarks // when recent shadow positions were reached, for replica lag
 
@@ -123,6 +124,7 @@ func NewDB(path string) *DB {
 		MaxCheckpointPageN:     DefaultMaxCheckpointPageN,
 		LargeTxCheckpointPageN: DefaultLargeTxCheckpointPageN,
 		changed:                make(chan struct{}),
+		ahead:                  make(chan struct{}),
 	}
 }
 

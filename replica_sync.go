@@ -21,28 +21,51 @@ import (
 // makes a replica start over, see restartAt; an error that proves nothing
 // (network, 5xx, timeout) fails the sync, which is retried.
 
-// run ships the shadow WAL every SyncInterval, and runs the snapshot and
-// retention schedules, until ctx ends.
+// run ships the shadow WAL and runs the snapshot and retention schedules
+// until ctx ends.
+//
+// Uploads are spaced by SyncInterval, and a commit waits no longer than
+// that spacing asks: the loop wakes at news of a commit the replica lacks
+// (the monitor's look at the WAL, or its copy) and syncs at once when the
+// last sync that sent anything started a SyncInterval ago or more, else
+// when it is that old. So a lone commit ships within walWatchInterval and
+// an upload, and back-to-back commits ship once per SyncInterval, as
+// v0.3's. An idle replica makes no sync, but for its schedules and a
+// backstop every idleBackstop.
 //
 // A step that fails (the sync, a due snapshot, a due retention run) is due
-// again at the next iteration, so an outage ends only when the step that
+// again a SyncInterval later, so an outage ends only when the step that
 // failed succeeds: a sync with nothing to ship, which makes no request,
-// would otherwise end it and the next failure begin another.
+// would otherwise end it and the next failure begin another. A failed
+// sync counts as one that sent: retries keep the same spacing.
 func (r *Replica) run(ctx context.Context) {
 	start := time.Now()
 	interval := r.SyncInterval
 	if interval <= 0 {
 		interval = DefaultSyncInterval
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
 	r.mu.Lock()
 	r.lastSnapshot, r.lastValidate = time.Now(), time.Now() // schedules count from the start
 	r.mu.Unlock()
 	var out outage
+	var lastSent time.Time // start of the last sync that sent, or tried to send, anything
+	early := false         // this sync was woken by news before its SyncInterval was up
 	cleaned := false
 	for {
+		// Taken before the sync copies the WAL, so that news of a commit
+		// that comes after the copy is never missed.
+		_, changed := r.db.shadowPos()
+		ahead := r.db.committedAhead()
+		began, before := time.Now(), r.Status().WALBytes
 		err := r.Sync(ctx)
+		notReady := errors.Is(err, errDBNotReady)
+		if (err != nil && !notReady) || r.Status().WALBytes != before || early {
+			// An early sync that found nothing to send still spaces the
+			// next early one: a copy that keeps failing wakes no loop.
+			lastSent = began
+		}
 		if err == nil && !cleaned {
 			// After the first sync that reached the replica, not before
 			// it: with the store unreachable, retries would hold it up.
@@ -52,6 +75,7 @@ func (r *Replica) run(ctx context.Context) {
 		if err == nil {
 			err = r.runSchedules(ctx)
 		}
+		next := began.Add(max(interval, idleBackstop))
 		switch {
 		case err == nil:
 			out.succeeded(r, time.Now())
@@ -60,12 +84,80 @@ func (r *Replica) run(ctx context.Context) {
 		case errors.Is(err, errDBNotReady):
 		default:
 			out.failed(r, err, time.Now())
+			next = began.Add(interval)
 		}
+		if due := r.nextScheduleDue(); !due.IsZero() && due.Before(next) {
+			next = due
+		}
+		if end, ch := r.db.shadowPos(); holdsEnd(r.Pos(), end) {
+			// The sync's own copy closed changed; what it copied is
+			// shipped, so only later copies are news.
+			changed = ch
+		}
+		var ok bool
+		early, ok = waitForWork(ctx, timer, next, lastSent.Add(interval), changed, ahead)
+		if !ok {
+			return
+		}
+	}
+}
+
+// holdsEnd reports whether a replica at pos holds everything up to the
+// shadow WAL's end: the same place, or the start of an index whose shadow
+// file holds only its header (not worth a segment).
+func holdsEnd(pos, end Pos) bool {
+	if pos.Generation != end.Generation || pos.Index != end.Index {
+		return false
+	}
+	return pos.Offset == end.Offset || (pos.Offset == 0 && end.Offset == walformat.HeaderSize)
+}
+
+// idleBackstop bounds the time between syncs of a replica that hears no
+// news: a lost wake-up would cost a commit this long, not forever.
+const idleBackstop = 15 * time.Second
+
+// nextScheduleDue returns when the next snapshot, retention run or
+// validation is due, or the zero time when none is scheduled.
+func (r *Replica) nextScheduleDue() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var due time.Time
+	add := func(last time.Time, every time.Duration) {
+		if every > 0 && (due.IsZero() || last.Add(every).Before(due)) {
+			due = last.Add(every)
+		}
+	}
+	add(r.lastSnapshot, r.SnapshotInterval)
+	if r.Retention > 0 {
+		add(r.lastRetain, r.RetentionCheckInterval)
+	}
+	add(r.lastValidate, r.ValidationInterval)
+	return due
+}
+
+// waitForWork returns at next, or at the first news of a commit (changed
+// or ahead closed) once earliest has passed, at once if it has; early
+// tells which. It returns ok false when ctx ends.
+func waitForWork(ctx context.Context, timer *time.Timer, next, earliest time.Time, changed, ahead <-chan struct{}) (early, ok bool) {
+	for {
+		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+			return false, false
+		case <-timer.C:
+			return false, true
+		case <-changed:
+		case <-ahead:
 		}
+		if !time.Now().Before(earliest) {
+			return true, true
+		}
+		// Too soon after the last upload: wait until it is a SyncInterval
+		// old (or next, if sooner), without further news.
+		if earliest.Before(next) {
+			next = earliest
+		}
+		changed, ahead = nil, nil
 	}
 }
 

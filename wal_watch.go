@@ -31,7 +31,9 @@ const copyAheadFrames = 256
 // walFull reports whether the WAL holds at least checkpointPageN frames
 // written since its last restart (at most once per walWatchRetry for the
 // same WAL header), or copyAheadFrames committed frames past what the
-// shadow WAL holds.
+// shadow WAL holds. Any committed frame past the shadow WAL also wakes the
+// replicas (DB.committedAhead), which ship it at once when their last
+// upload is a sync interval old.
 //
 // The first keeps the WAL file from growing past the size the application
 // alone keeps it at (our read transaction holds off its own restarts, and
@@ -40,9 +42,6 @@ const copyAheadFrames = 256
 // sees a reused file fill up. The second spreads the copies over the
 // cycle (see docs/performance.md, "wal_watch.go").
 func (db *DB) walFull(seen *walWatch) bool {
-	if db.MinCheckpointPageN <= 0 {
-		return false
-	}
 	f, err := os.Open(db.WALPath())
 	if err != nil {
 		return false
@@ -56,35 +55,75 @@ func (db *DB) walFull(seen *walWatch) bool {
 	if err != nil {
 		return false
 	}
-	copied, committed, threshold := db.watchState(hdr)
-	if committed-copied >= copyAheadFrames*hdr.FrameSize() {
+	w := db.watchState(hdr)
+	if w.ahead {
+		db.signalCommittedAhead()
+	}
+	if db.MinCheckpointPageN <= 0 {
+		return false
+	}
+	if w.committed-w.copied >= copyAheadFrames*hdr.FrameSize() {
 		return true
 	}
 	if hdr == seen.hdr && time.Since(seen.at) < walWatchRetry {
 		return false
 	}
-	if !walformat.HasFrame(f, hdr, walformat.HeaderSize+int64(threshold-1)*hdr.FrameSize()) {
+	if !walformat.HasFrame(f, hdr, walformat.HeaderSize+int64(w.threshold-1)*hdr.FrameSize()) {
 		return false
 	}
 	*seen = walWatch{hdr: hdr, at: time.Now()}
 	return true
 }
 
-// watchState returns, when the shadow WAL follows the WAL with header hdr,
-// the end of what it has copied and the end of what SQLite's wal-index
-// counts as committed (both 0 otherwise: frames of a transaction still in
-// progress are no reason to copy), and the checkpoint threshold in pages
-// (checkpointPageN).
-func (db *DB) watchState(hdr walformat.Header) (copied, committed int64, threshold int) {
+// watchView is what the monitor's look at the WAL found.
+type watchView struct {
+	// copied and committed are, when the shadow WAL follows the WAL with
+	// the header looked at, the end of what it has copied and the end of
+	// what SQLite's wal-index counts as committed (both 0 otherwise:
+	// frames of a transaction still in progress are no reason to copy).
+	copied, committed int64
+	threshold         int  // the checkpoint threshold in pages (checkpointPageN)
+	ahead             bool // the wal-index counts a committed frame the shadow WAL lacks
+}
+
+// watchState returns what the monitor needs to know of the WAL with
+// header hdr (see watchView).
+func (db *DB) watchState(hdr walformat.Header) watchView {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	threshold = db.checkpointPageN()
-	if db.shadow == nil || db.files == nil || !db.shadow.Header().SameWAL(hdr) {
-		return 0, 0, threshold
+	v := watchView{threshold: db.checkpointPageN()}
+	if db.shadow == nil || db.files == nil {
+		return v
 	}
 	idx, err := db.files.readWALIndexHeader()
 	if err != nil || !idx.describes(hdr) {
-		return 0, 0, threshold
+		return v
 	}
-	return db.shadow.Size(), idx.committedEnd(hdr), threshold
+	end := idx.committedEnd(hdr)
+	if !db.shadow.Header().SameWAL(hdr) {
+		// The WAL restarted after a checkpoint and the shadow WAL has not
+		// copied its new header yet: any committed frame in it is new.
+		v.ahead = end > walformat.HeaderSize
+		return v
+	}
+	v.copied, v.committed = db.shadow.Size(), end
+	v.ahead = v.committed > v.copied
+	return v
+}
+
+// signalCommittedAhead wakes whoever waits on committedAhead.
+func (db *DB) signalCommittedAhead() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	close(db.ahead)
+	db.ahead = make(chan struct{})
+}
+
+// committedAhead returns a channel closed when the monitor next sees a
+// committed transaction in the WAL that the shadow WAL does not hold yet
+// (within walWatchInterval of its commit).
+func (db *DB) committedAhead() <-chan struct{} {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.ahead
 }

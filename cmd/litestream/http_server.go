@@ -111,7 +111,8 @@ func (s *httpServer) shutdown() {
 
 // healthProblems lists why the process is unhealthy: a database that is
 // not replicating, or a replica whose last successful sync is older than
-// the window (after a grace period of one window from start).
+// the window (after a grace period of one window from start) and that
+// lacks a commit or failed its last sync.
 func healthProblems(dbs []*litestream.DB, window time.Duration, started, now time.Time) []string {
 	var out []string
 	grace := now.Sub(started) < window
@@ -136,7 +137,9 @@ func healthProblems(dbs []*litestream.DB, window time.Duration, started, now tim
 			if last.IsZero() {
 				last = started
 			}
-			if now.Sub(last) <= window {
+			// An idle replica that holds everything syncs only now and then
+			// (litestream.Replica.run): caught up with no error is healthy.
+			if now.Sub(last) <= window || (st.LastSyncErr == nil && !st.LastSync.IsZero() && db.ReplicaLag(st.Pos, now) == 0) {
 				continue
 			}
 			msg := fmt.Sprintf("replica %s of %s: no successful sync for %s", r.Name, db.Path(), now.Sub(last).Round(time.Second))
