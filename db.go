@@ -54,6 +54,10 @@ type DB struct {
 
 	Replicas []*Replica
 
+	// Notifier, when set before Open, tells the monitor when the
+	// database's files change, in place of a look every walWatchInterval.
+	Notifier *WALNotifier
+
 	// ckptMu keeps checkpoints out while snapshots read the database file:
 	// snapshots take it shared, a checkpoint takes it exclusive.
 	ckptMu sync.RWMutex
@@ -227,15 +231,36 @@ func (db *DB) closeConns() error {
 // monitor copies the WAL every monitor interval until ctx ends, and sooner
 // when the WAL reaches the checkpoint threshold or runs ahead of the shadow
 // WAL (see walFull).
+//
+// With a Notifier, the database's files are looked at only after the
+// kernel reports a change (and every walWatchInterval while a look finds
+// work pending), and the monitor interval's sync runs only after a change,
+// after a sync that failed, or every idleBackstop: an idle database costs
+// nothing. Without one, or when its directory cannot be watched, the WAL
+// is looked at every walWatchInterval.
 func (db *DB) monitor(ctx context.Context) {
 	t := time.NewTicker(db.MonitorInterval)
 	defer t.Stop()
-	watch := time.NewTicker(min(walWatchInterval, db.MonitorInterval))
-	defer watch.Stop()
+	lookEvery := min(walWatchInterval, db.MonitorInterval)
+	look := time.NewTimer(lookEvery)
+	defer look.Stop()
+	var notes <-chan struct{}
+	if db.Notifier != nil {
+		c, cancel, err := db.Notifier.subscribe(db.path)
+		if err != nil {
+			db.Logger.Warn("cannot watch the database's directory; looking at its WAL every 25 ms instead", "db", db.path, "error", err)
+		} else {
+			defer cancel()
+			notes = c
+		}
+	}
 	var waiting string // the last reason logged for waiting for the database
 	failing := false
 	var seen walWatch
+	var lastLook, lastSync time.Time
+	dirty := true // a change was reported since the last sync began
 	for {
+		lastSync, dirty = time.Now(), false
 		err := db.Sync(ctx)
 		switch {
 		case err == nil:
@@ -250,13 +275,14 @@ func (db *DB) monitor(ctx context.Context) {
 				db.Logger.Info("waiting for database", "db", db.path, "reason", msg)
 				waiting = msg
 			}
+			dirty = true // keep trying every tick
 		default:
 			// Logged at every sync until it recovers: a sync that fails
 			// quietly is a replica that silently falls behind.
 			st := db.Stats()
 			db.Logger.Error("sync failed; will retry", "db", db.path, "error", err,
 				"failed_syncs", st.FailedSyncs, "failing_for", time.Since(st.FailingSince).Round(time.Millisecond))
-			failing = true
+			failing, dirty = true, true
 		}
 	wait:
 		for {
@@ -264,9 +290,20 @@ func (db *DB) monitor(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				break wait
-			case <-watch.C:
-				if db.walFull(&seen) {
+				if notes == nil || dirty || time.Since(lastSync) >= idleBackstop {
+					break wait
+				}
+			case <-notes:
+				dirty = true
+				// Look now, or a walWatchInterval after the last look.
+				look.Reset(time.Until(lastLook.Add(lookEvery)))
+			case <-look.C:
+				lastLook = time.Now()
+				full, pending := db.walFull(&seen)
+				if notes == nil || pending {
+					look.Reset(lookEvery) // polling, or work pending: look again
+				}
+				if full {
 					break wait
 				}
 			}

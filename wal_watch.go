@@ -41,38 +41,42 @@ const copyAheadFrames = 256
 // looking for the frame at the threshold, not at the file's size, also
 // sees a reused file fill up. The second spreads the copies over the
 // cycle (see docs/performance.md, "wal_watch.go").
-func (db *DB) walFull(seen *walWatch) bool {
+//
+// pending reports whether the look found work that a later look may act on
+// (a committed frame the shadow WAL lacks, the threshold reached), so that
+// a monitor that looks only after changes looks again.
+func (db *DB) walFull(seen *walWatch) (full, pending bool) {
 	f, err := os.Open(db.WALPath())
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer f.Close()
 	var b [walformat.HeaderSize]byte
 	if _, err := f.ReadAt(b[:], 0); err != nil {
-		return false
+		return false, false
 	}
 	hdr, err := walformat.ParseHeader(b[:])
 	if err != nil {
-		return false
+		return false, false
 	}
 	w := db.watchState(hdr)
 	if w.ahead {
 		db.signalCommittedAhead()
 	}
 	if db.MinCheckpointPageN <= 0 {
-		return false
+		return false, w.ahead
 	}
 	if w.committed-w.copied >= copyAheadFrames*hdr.FrameSize() {
-		return true
+		return true, true
 	}
 	if hdr == seen.hdr && time.Since(seen.at) < walWatchRetry {
-		return false
+		return false, true // at the threshold already: retried soon
 	}
 	if !walformat.HasFrame(f, hdr, walformat.HeaderSize+int64(w.threshold-1)*hdr.FrameSize()) {
-		return false
+		return false, w.ahead
 	}
 	*seen = walWatch{hdr: hdr, at: time.Now()}
-	return true
+	return true, true
 }
 
 // watchView is what the monitor's look at the WAL found.

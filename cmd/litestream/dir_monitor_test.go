@@ -34,13 +34,13 @@ func startDirFixture(t *testing.T, src string) *dirFixture {
 	}
 	f := &dirFixture{t: t, cfg: cfg, set: newDBSet(), log: &lockedBuffer{}, done: make(chan struct{})}
 	logger := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	monitors, found, err := startDirEntries(cfg, f.set, nil, logger)
+	monitors, found, err := startDirEntries(cfg, f.set, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, db := range found {
 		f.set.add(db)
-		if err := openAndLog(db, logger); err != nil {
+		if err := openAndLog(db, nil, logger); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 // databases each holds now (not opened: replicate checks their stores and
 // opens them with the path entries' databases). Each monitor adds the
 // databases created later to set, and takes out those removed.
-func startDirEntries(cfg *Config, set *dbSet, ops *litestream.OpCounter, logger *slog.Logger) ([]*dirMonitor, []*litestream.DB, error) {
+func startDirEntries(cfg *Config, set *dbSet, ops *litestream.OpCounter, notifier *litestream.WALNotifier, logger *slog.Logger) ([]*dirMonitor, []*litestream.DB, error) {
 	open := func(dbc *DBConfig) (*litestream.DB, error) {
 		db, err := newDBFromConfig(dbc, logger, ops)
 		if err != nil {
@@ -20,7 +20,7 @@ func startDirEntries(cfg *Config, set *dbSet, ops *litestream.OpCounter, logger 
 		if !set.add(db) {
 			return nil, fmt.Errorf("database %s is already replicated", dbc.Path)
 		}
-		if err := openAndLog(db, logger); err != nil {
+		if err := openAndLog(db, notifier, logger); err != nil {
 			set.remove(db.Path())
 			return nil, err
 		}
@@ -54,8 +54,10 @@ func startDirEntries(cfg *Config, set *dbSet, ops *litestream.OpCounter, logger 
 	return monitors, found, nil
 }
 
-// openAndLog opens db and logs where each of its replicas writes.
-func openAndLog(db *litestream.DB, logger *slog.Logger) error {
+// openAndLog opens db, told of its files' changes by notifier (nil: its
+// monitor looks every 25 ms), and logs where each of its replicas writes.
+func openAndLog(db *litestream.DB, notifier *litestream.WALNotifier, logger *slog.Logger) error {
+	db.Notifier = notifier
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open %s: %w", db.Path(), err)
 	}

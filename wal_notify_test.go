@@ -1,0 +1,71 @@
+package litestream_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/litestream-go/litestream"
+	"github.com/litestream-go/litestream/file"
+)
+
+// TestDB_NotifierIdleCostsNothing: with a WALNotifier, an idle database's
+// monitor makes no sync however many monitor intervals pass, and a commit
+// of the sqlite3 shell is still copied and shipped, woken by the kernel's
+// report, well before any backstop (15 s). The same database without a
+// notifier syncs at every monitor interval (the control).
+func TestDB_NotifierIdleCostsNothing(t *testing.T) {
+	ctx := context.Background()
+	notifier, err := litestream.NewWALNotifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { notifier.Close() })
+	for _, withNotifier := range []bool{true, false} {
+		name := map[bool]string{true: "notifier", false: "polling"}[withNotifier]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.db")
+			dir := filepath.Join(filepath.Dir(path), "replica")
+			shell(t, path, `PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`)
+			commitOnce(t, path)
+			client := &uploadCountingClient{ReplicaClient: file.NewReplicaClient(dir)}
+			db := litestream.NewDB(path)
+			litestream.CheckInvariantsOnClose(t, db)
+			db.Logger = testLogger(t)
+			const interval = 50 * time.Millisecond
+			db.MonitorInterval = interval
+			if withNotifier {
+				db.Notifier = notifier
+			}
+			r := litestream.NewReplica("file", client)
+			r.SyncInterval = interval
+			db.AddReplica(r)
+			if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close(ctx) })
+			waitFor(t, 20*time.Second, "the first upload", func() bool { return client.uploads.Load() > 0 })
+			// Let the start settle (the first checkpoint and its copies).
+			time.Sleep(10 * interval)
+			syncs := db.Stats().Syncs
+			time.Sleep(10 * interval)
+			idle := db.Stats().Syncs - syncs
+			if withNotifier && idle != 0 {
+				t.Fatalf("an idle database with a notifier synced %d times in 10 monitor intervals; want none", idle)
+			}
+			if !withNotifier && idle < 3 {
+				t.Fatalf("the control synced %d times in 10 monitor intervals; want one an interval", idle)
+			}
+
+			uploads := client.uploads.Load()
+			commitOnce(t, path)
+			waitFor(t, 10*time.Second, "the commit's upload", func() bool { return client.uploads.Load() > uploads })
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			requireRows(t, path, 2)
+			requireRows(t, restoreFile(t, dir, latest()), 2)
+		})
+	}
+}
