@@ -235,7 +235,7 @@ func (db *DB) closeConns() error {
 // With a Notifier, the database's files are looked at only after the
 // kernel reports a change (and every walWatchInterval while a look finds
 // work pending), and the monitor interval's sync runs only after a change,
-// after a sync that failed, or every idleBackstop: an idle database costs
+// after a sync that failed, or every idleSyncEvery: an idle database costs
 // nothing. Without one, or when its directory cannot be watched, the WAL
 // is looked at every walWatchInterval.
 func (db *DB) monitor(ctx context.Context) {
@@ -290,7 +290,7 @@ func (db *DB) monitor(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if notes == nil || dirty || time.Since(lastSync) >= idleBackstop {
+				if notes == nil || dirty || time.Since(lastSync) >= db.idleSyncEvery() {
 					break wait
 				}
 			case <-notes:
@@ -309,6 +309,16 @@ func (db *DB) monitor(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// idleSyncEvery is how often a monitor with a Notifier syncs a database
+// that reports no change: for the checkpoint interval's checkpoint of a
+// WAL left with frames, and as a backstop.
+func (db *DB) idleSyncEvery() time.Duration {
+	if db.CheckpointInterval > 0 {
+		return min(db.CheckpointInterval, idleBackstop)
+	}
+	return idleBackstop
 }
 
 // errDBNotReady means the database file does not exist (yet).

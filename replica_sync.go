@@ -114,7 +114,7 @@ func holdsEnd(pos, end Pos) bool {
 
 // idleBackstop bounds the time between syncs of a replica that hears no
 // news: a lost wake-up would cost a commit this long, not forever.
-const idleBackstop = 15 * time.Second
+const idleBackstop = time.Minute
 
 // nextScheduleDue returns when the next snapshot, retention run or
 // validation is due, or the zero time when none is scheduled.

@@ -168,7 +168,9 @@ func healthyForHeartbeat(dbs []*litestream.DB, interval time.Duration, now time.
 				return fmt.Sprintf("replica %s of %s: its last sync failed", r.Name, db.Path())
 			case rs.LastSync.IsZero():
 				return fmt.Sprintf("replica %s of %s has not synced yet", r.Name, db.Path())
-			case now.Sub(rs.LastSync) > interval:
+			case now.Sub(rs.LastSync) > interval && db.ReplicaLag(rs.Pos, now) > 0:
+				// An idle replica that holds everything syncs only now and
+				// then (litestream.Replica.run): caught up counts as synced.
 				return fmt.Sprintf("replica %s of %s: no successful sync for %s", r.Name, db.Path(), now.Sub(rs.LastSync).Round(time.Second))
 			}
 		}
