@@ -38,8 +38,6 @@ type shadowWAL struct {
 	f       *os.File
 	// needsFsync says committed bytes of f await an fsync (fsyncPending).
 	needsFsync bool
-	rbuf       *bufio.Reader // Append's buffers, kept between copies
-	wbuf       *bufio.Writer
 }
 
 // shadowWALFileName returns the name of a shadow WAL file.

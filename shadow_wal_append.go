@@ -1,10 +1,11 @@
 package litestream
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/litestream-go/litestream/internal/walformat"
 )
@@ -45,44 +46,48 @@ func (s *shadowWAL) Append(wal io.ReaderAt, end int64, sum [2]uint32, writeHeld 
 	if (end-walformat.HeaderSize)%fs != 0 {
 		return 0, fmt.Errorf("committed end %d is not on a frame boundary: %w", end, errCommittedFrames)
 	}
-	// Buffers sized to the copy: small ones (most copies are a few frames)
-	// are kept between copies, large ones dropped after it, so that an
-	// idle database holds at most keptBufSize of each.
-	rbuf, wbuf := s.rbuf, s.wbuf
-	if n := int(min(end-s.size, copyBufSize)); rbuf == nil || rbuf.Size() < n {
-		rbuf, wbuf = bufio.NewReaderSize(nil, n), bufio.NewWriterSize(nil, n)
-		if n <= keptBufSize {
-			s.rbuf, s.wbuf = rbuf, wbuf
-		}
-	}
-	rbuf.Reset(io.NewSectionReader(wal, s.size, end-s.size))
-	wbuf.Reset(&offsetWriter{f: s.f, off: s.size})
-	defer func() { rbuf.Reset(nil); wbuf.Reset(nil) }() // drop the file references
-	rd, w := walformat.NewReader(rbuf, s.hdr, s.s1, s.s2), wbuf
+	// Each chunk of whole frames is read from the WAL into one buffer,
+	// validated there and written to the shadow from it. The buffer is
+	// borrowed from a pool shared by every database, so that an idle one
+	// holds none.
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := (*bp)[:copyBufSize/fs*fs]
+	var chunk bytes.Reader
+	rd, w := walformat.NewReader(&chunk, s.hdr, s.s1, s.s2), &offsetWriter{f: s.f, off: s.size}
 	commits := 0
 	var last walformat.FrameHeader
-	for off := s.size; off < end; off += fs {
-		fh, frame, err := rd.Next()
-		if errors.Is(err, io.EOF) || errors.Is(err, walformat.ErrInvalidFrame) {
-			return 0, fmt.Errorf("frame at offset %d of %d committed bytes: %v: %w", off, end, err, errCommittedFrames)
-		} else if err != nil {
+	for off := s.size; off < end; {
+		n := min(int64(len(buf)), end-off)
+		m, err := wal.ReadAt(buf[:n], off)
+		if err != nil && !errors.Is(err, io.EOF) {
 			return 0, fmt.Errorf("read WAL: %w", err)
 		}
-		if _, err := w.Write(frame); err != nil {
+		// A WAL shorter than end cuts the chunk short; the reader then
+		// names the frame that is cut short or missing.
+		chunk.Reset(buf[:m])
+		for p := int64(0); p < n; p += fs {
+			fh, _, err := rd.Next()
+			if errors.Is(err, io.EOF) || errors.Is(err, walformat.ErrInvalidFrame) {
+				return 0, fmt.Errorf("frame at offset %d of %d committed bytes: %v: %w", off+p, end, err, errCommittedFrames)
+			} else if err != nil {
+				return 0, fmt.Errorf("read WAL: %w", err)
+			}
+			if fh.IsCommit() {
+				commits++
+			}
+			last = fh
+		}
+		// Bytes past the committed size are never read by a replica, so a
+		// failed write, or a failed check below, leaves the shadow as it
+		// was.
+		if _, err := w.Write(buf[:n]); err != nil {
 			return 0, fmt.Errorf("write shadow WAL: %w", err)
 		}
-		if fh.IsCommit() {
-			commits++
-		}
-		last = fh
+		off += n
 	}
 	if c1, c2 := rd.Checksum(); !last.IsCommit() || c1 != sum[0] || c2 != sum[1] {
 		return 0, fmt.Errorf("the frame at the committed end %d is not the commit the wal-index names: %w", end, errCommittedFrames)
-	}
-	// Bytes past the committed size are never read by a replica, so a
-	// failed write leaves the shadow as it was.
-	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("write shadow WAL: %w", err)
 	}
 	s.needsFsync = true
 	if !writeHeld {
@@ -112,9 +117,10 @@ func (s *shadowWAL) fsyncPending() error {
 	return nil
 }
 
-// copyBufSize is the largest size of Append's read and write buffers, and
-// keptBufSize the largest it keeps between copies.
-const (
-	copyBufSize = 128 << 10
-	keptBufSize = 16 << 10
-)
+// copyBufSize is the size of Append's buffer: the most it reads and
+// writes at a time (a frame of the largest page, 64 KiB, fits).
+const copyBufSize = 128 << 10
+
+// copyBufs are Append's buffers, shared by every database: a copy borrows
+// one for its length (see docs/performance.md, "CPU per GB, 2026-12-03").
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
