@@ -239,8 +239,8 @@ func (db *DB) closeConns() error {
 // nothing. Without one, or when its directory cannot be watched, the WAL
 // is looked at every walWatchInterval.
 func (db *DB) monitor(ctx context.Context) {
-	t := time.NewTicker(db.MonitorInterval)
-	defer t.Stop()
+	tick := time.NewTimer(db.MonitorInterval)
+	defer tick.Stop()
 	lookEvery := min(walWatchInterval, db.MonitorInterval)
 	look := time.NewTimer(lookEvery)
 	defer look.Stop()
@@ -284,17 +284,25 @@ func (db *DB) monitor(ctx context.Context) {
 				"failed_syncs", st.FailedSyncs, "failing_for", time.Since(st.FailingSince).Round(time.Millisecond))
 			failing, dirty = true, true
 		}
+		// The next sync: a monitor interval after this one, or, with no
+		// change reported, idleSyncEvery after it (no wake-up until then).
+		next := lastSync.Add(db.MonitorInterval)
+		if notes != nil && !dirty {
+			next = lastSync.Add(max(db.MonitorInterval, db.idleSyncEvery()))
+		}
+		tick.Reset(time.Until(next))
 	wait:
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				if notes == nil || dirty || time.Since(lastSync) >= db.idleSyncEvery() {
-					break wait
-				}
+			case <-tick.C:
+				break wait
 			case <-notes:
-				dirty = true
+				if !dirty {
+					dirty = true
+					tick.Reset(time.Until(lastSync.Add(db.MonitorInterval)))
+				}
 				// Look now, or a walWatchInterval after the last look.
 				look.Reset(time.Until(lastLook.Add(lookEvery)))
 			case <-look.C:
