@@ -3,6 +3,7 @@ package litestream
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -278,4 +279,43 @@ func BenchmarkXXH32(b *testing.B) {
 	for b.Loop() {
 		xxh32Sum(data)
 	}
+}
+
+// TestLZ4Writer_Errors: a failing destination fails the encode with its
+// error, a closed encoder refuses writes and closes again without
+// effect, and the pooled writer it returned serves the next encode.
+func TestLZ4Writer_Errors(t *testing.T) {
+	data := lz4TestInputs()["random"]
+	failing := failWriter{after: 100 << 10}
+	if _, err := (Codec{}).Encode(&failing, bytes.NewReader(data)); !errors.Is(err, errFail) {
+		t.Fatalf("encode into a failing writer: %v", err)
+	}
+	var stored bytes.Buffer
+	enc, _ := (Codec{}).NewEncoder(&stored)
+	enc.Write(data[:1000])
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := enc.Write(data); !errors.Is(err, errEncoderClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+	if got, err := io.ReadAll(lz4.NewReader(&stored)); err != nil || !bytes.Equal(got, data[:1000]) {
+		t.Fatalf("frame written before close: %v", err)
+	}
+}
+
+var errFail = errors.New("failing writer")
+
+// failWriter accepts after bytes, then fails.
+type failWriter struct{ after int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if len(p) > w.after {
+		return 0, errFail
+	}
+	w.after -= len(p)
+	return len(p), nil
 }
