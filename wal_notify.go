@@ -33,7 +33,7 @@ type WALNotifier struct {
 	done chan struct{} // closed when run returns
 
 	mu   sync.Mutex
-	dirs map[string]int                  // watched directory → its subscribers
+	dirs map[string]int                  // watched directory → its listening subscribers
 	subs map[string]map[*walSub]struct{} // database, -wal or -shm path → its subscribers
 	byDB map[*walSub][]string            // each subscriber's paths
 	all  map[*walSub]struct{}            // every subscriber, for overflows
@@ -53,9 +53,15 @@ func (s *walSub) wake() {
 	}
 }
 
+// notifierBuffer is how many events the kernel reader may hand over
+// before the notifier takes them.
+const notifierBuffer = 256
+
 // NewWALNotifier starts a notifier. Close stops it.
 func NewWALNotifier() (*WALNotifier, error) {
-	w, err := fsnotify.NewWatcher()
+	// Buffered, so that a burst of writes is handed over in one go rather
+	// than one goroutine switch an event.
+	w, err := fsnotify.NewBufferedWatcher(notifierBuffer)
 	if err != nil {
 		return nil, fmt.Errorf("start the WAL notifier (inotify): %w", err)
 	}
@@ -107,52 +113,94 @@ func (n *WALNotifier) wakeAll() {
 	}
 }
 
+// walSubscription is one database's subscription. It starts listening;
+// mute stops the kernel's reports for it (the directory's watch goes when
+// no subscriber there listens), listen brings them back. A monitor mutes
+// while it looks at its WAL every walWatchInterval anyway, so that a busy
+// database costs no event per write.
+type walSubscription struct {
+	n         *WALNotifier
+	s         *walSub
+	dir       string
+	listening bool
+}
+
+// C returns the channel of wake-ups.
+func (sub *walSubscription) C() <-chan struct{} { return sub.s.c }
+
 // subscribe watches the database at path: its channel gets a wake-up after
-// any change of the database file, its -wal or its -shm. cancel ends the
-// subscription.
-func (n *WALNotifier) subscribe(path string) (c <-chan struct{}, cancel func(), err error) {
+// any change of the database file, its -wal or its -shm while it listens.
+func (n *WALNotifier) subscribe(path string) (*walSubscription, error) {
 	path = filepath.Clean(path)
-	dir := filepath.Dir(path)
-	s := &walSub{c: make(chan struct{}, 1)}
+	sub := &walSubscription{n: n, s: &walSub{c: make(chan struct{}, 1)}, dir: filepath.Dir(path)}
+	if err := sub.listen(); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.dirs[dir] == 0 {
-		if err := n.w.Add(dir); err != nil {
-			if errors.Is(err, fsnotify.ErrClosed) {
-				return nil, nil, errors.New("the WAL notifier is closed")
-			}
-			return nil, nil, fmt.Errorf("watch %s: %w", dir, err)
-		}
-	}
-	n.dirs[dir]++
 	paths := []string{path, path + "-wal", path + "-shm"}
 	for _, p := range paths {
 		if n.subs[p] == nil {
 			n.subs[p] = map[*walSub]struct{}{}
 		}
-		n.subs[p][s] = struct{}{}
+		n.subs[p][sub.s] = struct{}{}
 	}
-	n.byDB[s] = paths
-	n.all[s] = struct{}{}
-	return s.c, func() { n.unsubscribe(s, dir) }, nil
+	n.byDB[sub.s] = paths
+	n.all[sub.s] = struct{}{}
+	return sub, nil
 }
 
-func (n *WALNotifier) unsubscribe(s *walSub, dir string) {
+// listen makes sure the kernel reports changes in the database's
+// directory. Changes between a mute and the listen that follows are not
+// reported: the caller looks at the WAL after listen returns.
+func (sub *walSubscription) listen() error {
+	n := sub.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := n.all[s]; !ok {
+	if sub.listening {
+		return nil
+	}
+	if n.dirs[sub.dir] == 0 {
+		if err := n.w.Add(sub.dir); err != nil {
+			if errors.Is(err, fsnotify.ErrClosed) {
+				return errors.New("the WAL notifier is closed")
+			}
+			return fmt.Errorf("watch %s: %w", sub.dir, err)
+		}
+	}
+	n.dirs[sub.dir]++
+	sub.listening = true
+	return nil
+}
+
+// mute stops the reports of this subscription's directory unless another
+// subscriber there listens.
+func (sub *walSubscription) mute() {
+	n := sub.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !sub.listening {
 		return
 	}
-	for _, p := range n.byDB[s] {
-		delete(n.subs[p], s)
+	sub.listening = false
+	if n.dirs[sub.dir]--; n.dirs[sub.dir] == 0 {
+		delete(n.dirs, sub.dir)
+		_ = n.w.Remove(sub.dir) // fails only once the directory is gone, which removed the watch
+	}
+}
+
+// cancel ends the subscription.
+func (sub *walSubscription) cancel() {
+	sub.mute()
+	n := sub.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.byDB[sub.s] {
+		delete(n.subs[p], sub.s)
 		if len(n.subs[p]) == 0 {
 			delete(n.subs, p)
 		}
 	}
-	delete(n.byDB, s)
-	delete(n.all, s)
-	if n.dirs[dir]--; n.dirs[dir] == 0 {
-		delete(n.dirs, dir)
-		_ = n.w.Remove(dir) // fails only once the directory is gone, which removed the watch
-	}
+	delete(n.byDB, sub.s)
+	delete(n.all, sub.s)
 }
