@@ -109,18 +109,20 @@ func TestFollowRun(t *testing.T) {
 	if err := ff.check(out, "", "", ""); err != nil {
 		t.Fatal(err)
 	}
+	// A finished snapshot, not the temporary file (".…tmp") it is written to.
 	for snapDeadline := time.Now().Add(10 * time.Second); time.Now().Before(snapDeadline); {
-		if m, _ := filepath.Glob(filepath.Join(repl, "generations", "*", "snapshots", "*")); len(m) > 0 {
+		if m, _ := filepath.Glob(filepath.Join(repl, "generations", "*", "snapshots", "*.snapshot.lz4")); len(m) > 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var stderr bytes.Buffer
+	lw := &lockedWriter{w: &stderr}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- ff.run(runCtx, followRun{Replicas: []*litestream.Replica{litestream.NewReplica("file", file.NewReplicaClient(repl))},
-			Output: out, Config: cf, FromConfig: true, Stdout: io.Discard, Stderr: &lockedWriter{w: &stderr}})
+			Output: out, Config: cf, FromConfig: true, Stdout: io.Discard, Stderr: lw})
 	}()
 	for i := 0; i < 20; i++ {
 		if _, err := w.Commit(ctx, 2, 300); err != nil {
@@ -129,11 +131,20 @@ func TestFollowRun(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if m, err := sqlwriter.Verify(ctx, out); err == nil && m == w.LastTx() {
+		m, err := sqlwriter.Verify(ctx, out)
+		if err == nil && m == w.LastTx() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the follower did not catch up")
+			runErr := "still running"
+			select {
+			case err := <-errc:
+				runErr = fmt.Sprintf("returned %v", err)
+			default:
+			}
+			rm, rerr := restoredTxOf(t, repl)
+			t.Fatalf("the follower did not catch up: it holds %d transactions (%v), the replica %d (%v), the primary %d; replica at %s; the follower %s; its log:\n%s",
+				m, err, rm, rerr, w.LastTx(), r.Pos(), runErr, lw.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -183,6 +194,30 @@ func TestFollowHealthProblem(t *testing.T) {
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.w)
+}
+
+// restoredTxOf restores the replica in dir aside and counts its
+// transactions.
+func restoredTxOf(t *testing.T, dir string) (int, error) {
+	t.Helper()
+	ctx := context.Background()
+	rs := []*litestream.Replica{litestream.NewReplica("file", file.NewReplicaClient(dir))}
+	opt := litestream.RestoreOptions{Index: litestream.NoIndex}
+	plan, err := litestream.PlanRestore(ctx, rs, opt)
+	if err != nil {
+		return 0, err
+	}
+	out := filepath.Join(t.TempDir(), "check.db")
+	if err := litestream.Restore(ctx, plan, out, opt); err != nil {
+		return 0, err
+	}
+	return sqlwriter.Verify(ctx, out)
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
