@@ -117,9 +117,10 @@
 //     engine's descriptor. fcntl locks belong to a process, and closing
 //     any descriptor of a file drops every lock the process holds on it,
 //     SQLite's included. Without them, the application's last close would
-//     checkpoint and delete the WAL under the engine.
+//     checkpoint and delete the WAL under the engine. The WAL notifier
+//     watches the database's directory, which opens no descriptor of it.
 //     Kept by: openDBFiles, DB.closeConns, DB.databaseFile (invariant 1
-//     of db_files.go).
+//     of db_files.go), WALNotifier (invariant 3 of wal_notify.go).
 //     Tests: TestDB_KeepsSQLiteLocks.
 //  11. The engine never writes into the application's database except
 //     through SQLite: its own rows in _litestream_seq and _litestream_lock,
