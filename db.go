@@ -806,25 +806,45 @@ func (db *DB) Stats() DBStats {
 func (db *DB) ReplicaLag(pos Pos, now time.Time) time.Duration {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.shadow == nil {
+	if db.shadow == nil || db.holdsEndLocked(pos) {
 		return 0
-	}
-	end := Pos{Generation: db.generation, Index: db.shadow.Index(), Offset: db.shadow.Size()}
-	if pos == end {
-		return 0
-	}
-	if pos.Generation == end.Generation && pos.Index == end.Index-1 {
-		// A complete earlier index counts as caught up when the current
-		// one holds no commit yet.
-		if size, err := db.shadow.FileSize(pos.Index); err == nil && size == pos.Offset && end.Offset == walformat.HeaderSize {
-			return 0
-		}
 	}
 	at, ok := db.marks.firstAfter(pos)
 	if !ok {
 		return 0
 	}
 	return now.Sub(at)
+}
+
+// holdsEndLocked reports whether a replica at pos holds every commit of the
+// shadow WAL: it is at the end, or the current index holds no commit yet
+// (only its header) and pos is at that index's start or at the end of the
+// complete index before it. Caller holds mu; db.shadow is not nil.
+func (db *DB) holdsEndLocked(pos Pos) bool {
+	end := db.shadowEnd()
+	if pos == end {
+		return true
+	}
+	if pos.Generation != end.Generation || end.Offset != walformat.HeaderSize {
+		return false
+	}
+	switch pos.Index {
+	case end.Index:
+		return pos.Offset == 0
+	case end.Index - 1:
+		size, err := db.shadow.FileSize(pos.Index)
+		return err == nil && size == pos.Offset
+	}
+	return false
+}
+
+// caughtUp reports whether a replica at pos holds every commit of the
+// shadow WAL and, with it, a channel closed at the next change: the two
+// are taken together, so that no copy between them goes unseen.
+func (db *DB) caughtUp(pos Pos) (bool, <-chan struct{}) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.shadow != nil && db.holdsEndLocked(pos), db.changed
 }
 
 // readGenerationFile reads <meta>/generation; "" when absent.

@@ -89,7 +89,7 @@ func (r *Replica) run(ctx context.Context) {
 		if due := r.nextScheduleDue(); !due.IsZero() && due.Before(next) {
 			next = due
 		}
-		if end, ch := r.db.shadowPos(); holdsEnd(r.Pos(), end) {
+		if held, ch := r.db.caughtUp(r.Pos()); held {
 			// The sync's own copy closed changed; what it copied is
 			// shipped, so only later copies are news.
 			changed = ch
@@ -100,16 +100,6 @@ func (r *Replica) run(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// holdsEnd reports whether a replica at pos holds everything up to the
-// shadow WAL's end: the same place, or the start of an index whose shadow
-// file holds only its header (not worth a segment).
-func holdsEnd(pos, end Pos) bool {
-	if pos.Generation != end.Generation || pos.Index != end.Index {
-		return false
-	}
-	return pos.Offset == end.Offset || (pos.Offset == 0 && end.Offset == walformat.HeaderSize)
 }
 
 // idleBackstop bounds the time between syncs of a replica that hears no

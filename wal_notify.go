@@ -93,13 +93,12 @@ func (n *WALNotifier) run() {
 				s.wake()
 			}
 			n.mu.Unlock()
-		case err, ok := <-n.w.Errors:
+		case _, ok := <-n.w.Errors:
 			if !ok {
 				return
 			}
 			// An overflow (fsnotify.ErrEventOverflow) lost events of
 			// unknown databases, and any other error may have: wake all.
-			_ = err
 			n.wakeAll()
 		}
 	}
