@@ -32,6 +32,38 @@ func commitOnce(t *testing.T, path string) {
 	shell(t, path, `INSERT INTO t (v) VALUES (randomblob(100))`)
 }
 
+// shellAppDB is a database the sqlite3 shell made and wrote one row to,
+// watched by a DB (set up by configure before Open, closed when the test
+// ends) with one file replica whose uploads are counted; it returns once
+// the replica's first upload is done.
+type shellAppDB struct {
+	path, replicaDir string
+	db               *litestream.DB
+	r                *litestream.Replica
+	client           *uploadCountingClient
+}
+
+func openShellAppDB(t *testing.T, configure func(*litestream.DB, *litestream.Replica)) *shellAppDB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "app.db")
+	a := &shellAppDB{path: path, replicaDir: filepath.Join(filepath.Dir(path), "replica")}
+	shell(t, path, `PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`)
+	commitOnce(t, path)
+	a.client = &uploadCountingClient{ReplicaClient: file.NewReplicaClient(a.replicaDir)}
+	a.db = litestream.NewDB(path)
+	litestream.CheckInvariantsOnClose(t, a.db)
+	a.db.Logger = testLogger(t)
+	a.r = litestream.NewReplica("file", a.client)
+	a.db.AddReplica(a.r)
+	configure(a.db, a.r)
+	if err := a.db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.db.Close(context.Background()) })
+	waitFor(t, 20*time.Second, "the first upload", func() bool { return a.client.uploads.Load() > 0 })
+	return a
+}
+
 // TestReplica_SparseCommitShipsAtOnce: an idle replica makes no sync; a
 // commit that comes a SyncInterval after the last upload wakes exactly
 // one sync, which ships it; a commit right after that waits, however
@@ -39,24 +71,12 @@ func commitOnce(t *testing.T, path string) {
 // everything committed restores, with the application's database intact.
 func TestReplica_SparseCommitShipsAtOnce(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "app.db")
-	dir := filepath.Join(filepath.Dir(path), "replica")
-	shell(t, path, `PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`)
-	commitOnce(t, path)
-	client := &uploadCountingClient{ReplicaClient: file.NewReplicaClient(dir)}
-	db := litestream.NewDB(path)
-	litestream.CheckInvariantsOnClose(t, db)
-	db.Logger = testLogger(t)
-	db.MonitorInterval = time.Hour // only the WAL watch and the replica copy
-	r := litestream.NewReplica("file", client)
 	const interval = 300 * time.Millisecond
-	r.SyncInterval = interval
-	db.AddReplica(r)
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(ctx) })
-	waitFor(t, 20*time.Second, "the first upload", func() bool { return client.uploads.Load() > 0 })
+	a := openShellAppDB(t, func(db *litestream.DB, r *litestream.Replica) {
+		db.MonitorInterval = time.Hour // only the WAL watch and the replica copy
+		r.SyncInterval = interval
+	})
+	path, dir, db, r, client := a.path, a.replicaDir, a.db, a.r, a.client
 
 	// Idle: no sync at all for several sync intervals.
 	waitFor(t, 20*time.Second, "the first sync's status", func() bool { return r.Status().SyncCount > 0 })

@@ -2,12 +2,10 @@ package litestream_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/litestream-go/litestream"
-	"github.com/litestream-go/litestream/file"
 )
 
 // TestDB_NotifierIdleCostsNothing: with a WALNotifier, an idle database's
@@ -25,27 +23,15 @@ func TestDB_NotifierIdleCostsNothing(t *testing.T) {
 	for _, withNotifier := range []bool{true, false} {
 		name := map[bool]string{true: "notifier", false: "polling"}[withNotifier]
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "app.db")
-			dir := filepath.Join(filepath.Dir(path), "replica")
-			shell(t, path, `PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`)
-			commitOnce(t, path)
-			client := &uploadCountingClient{ReplicaClient: file.NewReplicaClient(dir)}
-			db := litestream.NewDB(path)
-			litestream.CheckInvariantsOnClose(t, db)
-			db.Logger = testLogger(t)
 			const interval = 50 * time.Millisecond
-			db.MonitorInterval = interval
-			if withNotifier {
-				db.Notifier = notifier
-			}
-			r := litestream.NewReplica("file", client)
-			r.SyncInterval = interval
-			db.AddReplica(r)
-			if err := db.Open(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close(ctx) })
-			waitFor(t, 20*time.Second, "the first upload", func() bool { return client.uploads.Load() > 0 })
+			a := openShellAppDB(t, func(db *litestream.DB, r *litestream.Replica) {
+				db.MonitorInterval = interval
+				if withNotifier {
+					db.Notifier = notifier
+				}
+				r.SyncInterval = interval
+			})
+			path, dir, db, client := a.path, a.replicaDir, a.db, a.client
 			// Let the start settle (the first checkpoint and its copies).
 			time.Sleep(10 * interval)
 			syncs := db.Stats().Syncs
